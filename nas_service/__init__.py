@@ -1,0 +1,1 @@
+"""The NAS service: database, controller, trainer, API, dashboard, CLI and workers."""

@@ -1,0 +1,18 @@
+"""The `nas` command line. Each subcommand group lives in its own module and calls service functions."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nas_service.cli.arch import arch_app
+from nas_service.cli.errors import run_cli
+
+app = typer.Typer(help="Hardware-aware neural architecture search for edge accelerators.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(arch_app, name="arch")
+
+
+def main() -> None:
+    sys.exit(run_cli(app))

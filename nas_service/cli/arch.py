@@ -1,0 +1,44 @@
+"""`nas arch show`: the layer table of an architecture string or a reference network."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from search_spaces import ArchSpec, analyze, decode, encode, reference, reference_names
+
+arch_app = typer.Typer(help="Inspect architectures: layers, shapes, parameters and MACs.", no_args_is_help=True)
+
+
+def resolve_arch(text: str, resolution: int | None = None) -> ArchSpec:
+    """A reference name or an architecture string, optionally at another input resolution."""
+    arch = reference(text) if text in reference_names() else decode(text)
+    return arch.with_resolution(resolution) if resolution else arch
+
+
+@arch_app.command("show")
+def show(
+    arch: Annotated[str, typer.Argument(help="An architecture string or a reference name, e.g. mobilenet_v2.")],
+    resolution: Annotated[int | None, typer.Option(help="Input resolution to analyse at.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")] = False,
+) -> None:
+    """Show per-layer output shapes, parameters and MACs of ARCH."""
+    spec = resolve_arch(arch, resolution)
+    analysis = analyze(spec)
+    if as_json:
+        typer.echo(json.dumps({"arch": encode(spec), **analysis.to_dict()}, indent=2))
+        return
+    table = Table(title=encode(spec), title_justify="left")
+    for col in ("layer", "op", "output", "kernel/stride", "act", "params", "MACs"):
+        table.add_column(col, justify="right" if col in ("params", "MACs") else "left")
+    for layer in analysis.layers:
+        table.add_row(layer.name, layer.op, "x".join(map(str, layer.output_shape)),
+                      f"{layer.kernel}/{layer.stride}", layer.activation or "", f"{layer.params:,}",
+                      f"{layer.macs:,}")
+    table.add_section()
+    table.add_row("total", "", "", "", "", f"{analysis.params:,}", f"{analysis.macs:,}")
+    Console().print(table)

@@ -1,0 +1,36 @@
+"""Turn domain errors into one clear line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from search_spaces.errors import ArchError
+
+USER_ERRORS: tuple[type[Exception], ...] = (ArchError, FileNotFoundError)
+"""Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
+
+err_console = Console(stderr=True)
+
+
+def run_cli(app: typer.Typer) -> int:
+    try:
+        app(standalone_mode=False)
+    except USER_ERRORS as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0

@@ -1,0 +1,123 @@
+"""ORM rows. They stay inside the service layer; callers get frozen dataclasses (see `services.views`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+CANDIDATE_STATUSES = ("pending", "training", "trained", "infeasible", "failed")
+TRIAL_STATES = ("running", "complete", "infeasible", "failed", "stale")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+
+
+class Job(Base):
+    """A search job: its spec, its lifecycle and its trial budget bookkeeping shared by all workers."""
+
+    __tablename__ = "nas_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    owner: Mapped[str | None] = mapped_column(sa.String(200), index=True)
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(sa.String(16), index=True, default="queued")
+    study_name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    trials_budget: Mapped[int | None]
+    trials_reserved: Mapped[int] = mapped_column(default=0)
+    trials_done: Mapped[int] = mapped_column(default=0)
+    deadline: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(sa.String(200))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (sa.CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),)
+
+
+class Candidate(Base):
+    """One architecture of one job, scored once and reused by every trial that samples it again."""
+
+    __tablename__ = "nas_candidates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("nas_jobs.id", ondelete="CASCADE"), index=True)
+    arch: Mapped[str] = mapped_column(sa.Text)
+    arch_hash: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    params: Mapped[int] = mapped_column(sa.BigInteger)
+    macs: Mapped[int] = mapped_column(sa.BigInteger)
+    model_bytes_estimate: Mapped[int] = mapped_column(sa.BigInteger)
+    analysis: Mapped[dict[str, Any]]
+    latency_ms: Mapped[float]
+    latency_profile: Mapped[str] = mapped_column(sa.String(100))
+    latency: Mapped[dict[str, Any]]
+    violations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    accuracy: Mapped[float | None]
+    int8_accuracy: Mapped[float | None]
+    epochs_trained: Mapped[int | None]
+    stopped_early: Mapped[bool] = mapped_column(default=False)
+    curve: Mapped[list[Any]] = mapped_column(default=list)
+    train_seconds: Mapped[float | None]
+    model_path: Mapped[str | None] = mapped_column(sa.Text)
+    tflite_path: Mapped[str | None] = mapped_column(sa.Text)
+    model_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    on_front: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "arch_hash"),
+        sa.Index("ix_nas_candidates_job_front", "job_id", "on_front"),
+        sa.CheckConstraint(f"status IN {CANDIDATE_STATUSES!r}", name="status"),
+    )
+
+
+class Trial(Base):
+    """One Optuna trial of a job as the service sees it: which candidate, which objective values, which worker."""
+
+    __tablename__ = "nas_trials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("nas_jobs.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    candidate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("nas_candidates.id", ondelete="SET NULL"),
+                                                     index=True)
+    state: Mapped[str] = mapped_column(sa.String(16), default="running")
+    accuracy: Mapped[float | None]
+    latency_ms: Mapped[float | None]
+    params: Mapped[int | None] = mapped_column(sa.BigInteger)
+    model_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    reward: Mapped[float | None]
+    reused: Mapped[bool] = mapped_column(default=False)
+    retry_of: Mapped[int | None]
+    worker: Mapped[str | None] = mapped_column(sa.String(200))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "number"),
+        sa.Index("ix_nas_trials_job_state", "job_id", "state"),
+        sa.CheckConstraint(f"state IN {TRIAL_STATES!r}", name="state"),
+    )

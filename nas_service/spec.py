@@ -1,0 +1,129 @@
+"""The job spec: what a search job asks for. One versioned Pydantic model for the CLI, the API and the database.
+
+A spec is stored with its job as JSON carrying `schema_version`; a later version must still read
+version 1 (persisted names are API).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION = 1
+
+Objective = Literal["accuracy", "latency_ms", "params", "model_bytes"]
+DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
+    "accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "model_bytes": "minimize",
+}
+
+
+class SpecError(ValueError):
+    """A job spec that does not validate; the message names the field and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Constraints(_Strict):
+    """Hard limits: a candidate breaking one is recorded as infeasible and never trained."""
+
+    max_latency_ms: float | None = Field(None, gt=0, description="Predicted latency limit on the device.")
+    max_params: int | None = Field(None, gt=0, description="Parameter count limit (Keras count).")
+    max_model_bytes: int | None = Field(None, gt=0, description="Estimated int8 TFLite size limit.")
+
+
+class Target(_Strict):
+    """Single-objective reward around a latency target T (mode `target`).
+
+    `mnasnet`: ACC * (LAT / T) ** w (MnasNet's soft reward, w = -0.07).
+    `tunas`: ACC + w * |LAT / T - 1| (TuNAS's absolute reward, w < 0).
+    """
+
+    latency_ms: float = Field(gt=0, description="Latency target T in milliseconds.")
+    reward: Literal["mnasnet", "tunas"] = "mnasnet"
+    w: float = Field(-0.07, lt=0, description="Latency exponent (mnasnet) or penalty weight (tunas); negative.")
+
+
+class Budget(_Strict):
+    """When the search stops: after `trials` finished trials or `wall_seconds`, whichever comes first."""
+
+    trials: int | None = Field(20, ge=1, le=100_000)
+    wall_seconds: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Budget:
+        if self.trials is None and self.wall_seconds is None:
+            raise ValueError("budget needs `trials` or `wall_seconds` (or both)")
+        return self
+
+
+class Training(_Strict):
+    """How a candidate's accuracy is measured.
+
+    `scorer: train` trains it for real (TensorFlow) and exports int8 TFLite. `scorer: estimate` uses
+    the cheap accuracy estimator (no training, milliseconds per candidate): for dry runs, benchmarks
+    and testing the search machinery; its accuracies are not measurements.
+    """
+
+    scorer: Literal["train", "estimate"] = "train"
+    epochs: int = Field(3, ge=1, le=500)
+    batch_size: int = Field(64, ge=1, le=4096)
+    early_stopping: bool = Field(True, description="Stop training a candidate that cannot reach the front.")
+    export_int8: bool = Field(True, description="Export and evaluate the int8 TFLite of every trained candidate.")
+
+
+class JobSpec(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str | None = Field(None, max_length=200)
+    space: str = "edgetpu"
+    dataset: str = "digits"
+    device: str = "edgetpu_usb"
+    objectives: list[Objective] = Field(default_factory=lambda: ["accuracy", "latency_ms"])
+    constraints: Constraints = Field(default_factory=Constraints)
+    mode: Literal["pareto", "target"] = "pareto"
+    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    target: Target | None = None
+    budget: Budget = Field(default_factory=Budget)
+    training: Training = Field(default_factory=Training)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"objectives {self.objectives} repeat a name: list each once")
+        if self.objectives[:2] != ["accuracy", "latency_ms"]:
+            raise ValueError(f"objectives {self.objectives} must start with accuracy, latency_ms "
+                             "(then optionally params, model_bytes)")
+        if self.mode == "target" and self.target is None:
+            raise ValueError("mode 'target' needs a `target` (latency_ms, reward, w)")
+        if self.mode == "pareto" and self.target is not None:
+            raise ValueError("`target` is only used with mode 'target'")
+        return self
+
+    @property
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
+        """Optuna study directions: the objectives in pareto mode, one reward in target mode."""
+        if self.mode == "target":
+            return ["maximize"]
+        return [DIRECTIONS[o] for o in self.objectives]
+
+
+def parse_spec(data: object, where: str = "job spec") -> JobSpec:
+    """Validate a mapping into a `JobSpec`, turning Pydantic's errors into one `SpecError` naming each field."""
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}" for e in exc.errors())
+        raise SpecError(f"invalid {where}: {problems}") from None
+
+
+def load_spec_file(path: Path) -> JobSpec:
+    """A spec from a YAML (or JSON) file."""
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise SpecError(f"invalid job spec file {path}: expected a mapping of fields, got {type(data).__name__}")
+    return parse_spec(data, where=f"job spec file {path}")

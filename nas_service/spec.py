@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Objective = Literal["accuracy", "latency_ms", "params", "model_bytes"]
 DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
@@ -31,9 +31,9 @@ class _Strict(BaseModel):
 class Constraints(_Strict):
     """Hard limits: a candidate breaking one is recorded as infeasible and never trained."""
 
-    max_latency_ms: float | None = Field(None, gt=0, description="Predicted latency limit on the device.")
-    max_params: int | None = Field(None, gt=0, description="Parameter count limit (Keras count).")
-    max_model_bytes: int | None = Field(None, gt=0, description="Estimated int8 TFLite size limit.")
+    max_latency_ms: float | None = Field(default=None, gt=0, description="Predicted latency limit on the device.")
+    max_params: int | None = Field(default=None, gt=0, description="Parameter count limit (Keras count).")
+    max_model_bytes: int | None = Field(default=None, gt=0, description="Estimated int8 TFLite size limit.")
 
 
 class Target(_Strict):
@@ -45,14 +45,14 @@ class Target(_Strict):
 
     latency_ms: float = Field(gt=0, description="Latency target T in milliseconds.")
     reward: Literal["mnasnet", "tunas"] = "mnasnet"
-    w: float = Field(-0.07, lt=0, description="Latency exponent (mnasnet) or penalty weight (tunas); negative.")
+    w: float = Field(default=-0.07, lt=0, description="Latency exponent (mnasnet) or penalty weight (tunas); negative.")
 
 
 class Budget(_Strict):
     """When the search stops: after `trials` finished trials or `wall_seconds`, whichever comes first."""
 
-    trials: int | None = Field(20, ge=1, le=100_000)
-    wall_seconds: float | None = Field(None, gt=0)
+    trials: int | None = Field(default=20, ge=1, le=100_000)
+    wall_seconds: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _some_limit(self) -> Budget:
@@ -70,33 +70,33 @@ class Training(_Strict):
     """
 
     scorer: Literal["train", "estimate"] = "train"
-    epochs: int = Field(3, ge=1, le=500)
-    batch_size: int = Field(64, ge=1, le=4096)
-    early_stopping: bool = Field(True, description="Stop training a candidate that cannot reach the front.")
-    export_int8: bool = Field(True, description="Export and evaluate the int8 TFLite of every trained candidate.")
+    epochs: int = Field(default=3, ge=1, le=500)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    early_stopping: bool = Field(default=True, description="Stop training a candidate that cannot reach the front.")
+    export_int8: bool = Field(default=True, description="Export and evaluate each trained candidate as int8 TFLite.")
 
 
 class JobSpec(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
     space: str = "edgetpu"
     dataset: str = "digits"
     device: str = "edgetpu_usb"
-    objectives: list[Objective] = Field(default_factory=lambda: ["accuracy", "latency_ms"])
-    constraints: Constraints = Field(default_factory=Constraints)
+    objectives: tuple[Objective, ...] = ("accuracy", "latency_ms")
+    constraints: Constraints = Constraints()
     mode: Literal["pareto", "target"] = "pareto"
     sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
     target: Target | None = None
-    budget: Budget = Field(default_factory=Budget)
-    training: Training = Field(default_factory=Training)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    budget: Budget = Budget()
+    training: Training = Training()
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:
         if len(set(self.objectives)) != len(self.objectives):
-            raise ValueError(f"objectives {self.objectives} repeat a name: list each once")
-        if self.objectives[:2] != ["accuracy", "latency_ms"]:
-            raise ValueError(f"objectives {self.objectives} must start with accuracy, latency_ms "
+            raise ValueError(f"objectives {list(self.objectives)} repeat a name: list each once")
+        if self.objectives[:2] != ("accuracy", "latency_ms"):
+            raise ValueError(f"objectives {list(self.objectives)} must start with accuracy, latency_ms "
                              "(then optionally params, model_bytes)")
         if self.mode == "target" and self.target is None:
             raise ValueError("mode 'target' needs a `target` (latency_ms, reward, w)")

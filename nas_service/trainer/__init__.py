@@ -1,0 +1,1 @@
+"""Training and export of candidates: the only part of the service that imports TensorFlow for them."""

@@ -141,6 +141,13 @@ class SearchSpace:
             return False
         return True
 
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready summary (the CLI's ``--json`` output)."""
+        return {"schema_version": SCHEMA_VERSION, "name": self.name, "description": self.description,
+                "size": self.size(), "stages": self.num_stages, "parameters": list(self.param_names()),
+                "choices": {name: list(values) for name, values in self.fields},
+                "default_small": self.small, "references": list(self.references)}
+
     def default_small(self, num_classes: int | None = None) -> ArchSpec:
         """A small, quick-to-train member of the space, as named in its YAML under ``default_small``."""
         arch = decode(self.small)

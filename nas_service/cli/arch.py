@@ -6,9 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from nas_service.cli.output import make_console
 from search_spaces import ArchSpec, analyze, decode, encode, reference, reference_names
 
 arch_app = typer.Typer(help="Inspect architectures: layers, shapes, parameters and MACs.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def show(
     if as_json:
         typer.echo(json.dumps({"arch": encode(spec), **analysis.to_dict()}, indent=2))
         return
-    table = Table(title=encode(spec), title_justify="left")
+    table = Table()
     for col in ("layer", "op", "output", "kernel/stride", "act", "params", "MACs"):
         table.add_column(col, justify="right" if col in ("params", "MACs") else "left")
     for layer in analysis.layers:
@@ -41,4 +41,6 @@ def show(
                       f"{layer.macs:,}")
     table.add_section()
     table.add_row("total", "", "", "", "", f"{analysis.params:,}", f"{analysis.macs:,}")
-    Console().print(table)
+    console = make_console()
+    console.print(encode(spec), soft_wrap=True, highlight=False)  # whole, to copy and paste
+    console.print(table)

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
-from rich.console import Console
+from rich.markup import escape
 
+from nas_service.cli.output import make_console
 from search_spaces.errors import ArchError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ArchError, FileNotFoundError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 
-err_console = Console(stderr=True)
+err_console = make_console(stderr=True)
 
 
 def run_cli(app: typer.Typer) -> int:
     try:
         app(standalone_mode=False)
     except USER_ERRORS as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except typer.Abort:
         err_console.print("aborted")

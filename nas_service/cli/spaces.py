@@ -1,0 +1,81 @@
+"""`nas spaces list` and `nas spaces show`: the registered search spaces and their choices."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from nas_service.cli.output import make_console
+from search_spaces import load_space, space_names
+from search_spaces.space import STAGE_FIELDS, Value
+
+spaces_app = typer.Typer(help="Inspect search spaces: their choices, parameter names and sizes.",
+                         no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@spaces_app.command("list")
+def list_spaces(as_json: JsonOption = False) -> None:
+    """List the registered search spaces with their number of distinct architectures."""
+    spaces = [load_space(name) for name in space_names()]
+    if as_json:
+        typer.echo(json.dumps([space.to_dict() for space in spaces], indent=2))
+        return
+    table = Table()
+    for col in ("name", "stages", "parameters", "size", "description"):
+        table.add_column(col, justify="right" if col in ("stages", "parameters", "size") else "left")
+    for space in spaces:
+        table.add_row(space.name, str(space.num_stages), str(len(space.param_names())), _size(space.size()),
+                      space.description)
+    make_console().print(table)
+
+
+@spaces_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="A search space name, e.g. edgetpu.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show the choices of every stage, the stem and the head, the parameter names and the size of NAME."""
+    space = load_space(name)
+    if as_json:
+        typer.echo(json.dumps(space.to_dict(), indent=2))
+        return
+    choices = space.choices()
+    console = make_console()
+    console.print(f"[bold]{space.name}[/]: {space.description}", highlight=False)
+    console.print(f"size: {_size(space.size())} distinct architectures", highlight=False)
+    console.print("resolution, stem and head:")
+    outer = Table()
+    for col in ("field", "choices"):
+        outer.add_column(col)
+    for field, values in choices.items():
+        if not re.match(r"s\d+_", field):
+            outer.add_row(field, _cells(values))
+    console.print(outer)
+    console.print("stages (one block per stage, repeated depth times):")
+    stages = Table()
+    stages.add_column("stage", justify="right")
+    for field in STAGE_FIELDS:
+        stages.add_column(field)
+    for i in range(1, space.num_stages + 1):
+        stages.add_row(str(i), *(_cells(choices[f"s{i}_{field}"]) for field in STAGE_FIELDS))
+    console.print(stages)
+    params = space.param_names()
+    console.print(f"parameters ({len(params)}): {', '.join(params)}", soft_wrap=True, highlight=False)
+    console.print(f"default_small: {space.small}", soft_wrap=True, highlight=False)
+    if space.references:
+        console.print(f"members: {', '.join(space.references)}", highlight=False)
+
+
+def _cells(values: tuple[Value, ...]) -> str:
+    return " ".join(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values)
+
+
+def _size(size: int) -> str:
+    return f"{size:,}" if size < 10**6 else f"{size:,} (~{size:.1e})"
+

@@ -15,11 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NAS_", extra="ignore")
 
-    database_url: str = Field("sqlite:///nas.db", description="SQLAlchemy URL; SQLite file in the working dir "
-                              "by default, `postgresql+psycopg://user@host/db` for workers on many machines.")
-    artifacts_dir: Path = Field(Path("nas_artifacts"), description="Where trained models and int8 TFLite files go.")
-    heartbeat_interval_s: int = Field(10, ge=1, description="Seconds between trial heartbeats of a worker.")
-    heartbeat_grace_s: int = Field(30, ge=2, description="A running trial without a heartbeat for this long is "
-                                   "failed and re-queued.")
-    poll_interval_s: float = Field(1.0, gt=0, description="How often an idle worker looks for queued jobs.")
-    sqlite_busy_timeout_s: float = Field(30.0, gt=0, description="How long SQLite waits for a lock before failing.")
+    database_url: str = Field(default="sqlite:///nas.db", description="SQLAlchemy URL; SQLite file in the working "
+                              "dir by default, `postgresql+psycopg://user@host/db` for workers on many machines.")
+    artifacts_dir: Path = Field(default=Path("nas_artifacts"),
+                                description="Where trained models and int8 TFLite files go.")
+    heartbeat_interval_s: int = Field(default=10, ge=1, description="Seconds between trial heartbeats of a worker.")
+    heartbeat_grace_s: int = Field(default=30, ge=2, description="A running trial without a heartbeat for this long "
+                                   "is failed and re-queued.")
+    poll_interval_s: float = Field(default=1.0, gt=0, description="How often an idle worker looks for queued jobs.")
+    sqlite_busy_timeout_s: float = Field(default=30.0, gt=0,
+                                         description="How long SQLite waits for a lock before failing.")

@@ -17,6 +17,7 @@ parameters into an architecture, ``params_for`` is its inverse for members of th
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ STEM_FIELDS: dict[str, type] = {"kernel": int, "stride": int, "width": int, "act
 STAGE_FIELDS: dict[str, type] = {"stride": int, "type": str, "kernel": int, "expansion": float, "depth": int,
                                  "width": int, "se": float, "act": str}
 HEAD_FIELDS: dict[str, type] = {"width": int, "fc": int, "act": str}
+_NEUTRAL: dict[str, Value] = {
+    "resolution": 32, "stem_kernel": 3, "stem_stride": 2, "stem_width": 8, "stem_act": "relu",
+    "s1_stride": 1, "s1_type": "ir", "s1_kernel": 3, "s1_expansion": 1.0, "s1_depth": 1, "s1_width": 8, "s1_se": 0.0,
+    "s1_act": "relu", "head_width": 0, "head_fc": 0, "head_act": "relu"}
+"""A valid one-stage architecture's fields: changing any one field to a bad value is that field's error."""
 _TOP_KEYS = ("schema_version", "name", "description", "resolution", "stem", "stage_defaults", "stages", "head",
              "default_small", "references")
 
@@ -213,7 +219,7 @@ def parse_space(data: object, source: str) -> SearchSpace:
     top = _mapping(data, source, "the file", _TOP_KEYS)
     version = _require(top, "schema_version", source, "the file")
     if version != SCHEMA_VERSION:
-        raise ArchError(f"{source}: schema_version {version!r} is not supported: expected {SCHEMA_VERSION}",
+        raise ArchError(f"{source}: schema_version: {version!r} is not supported: expected {SCHEMA_VERSION}",
                         value=str(version), where=f"{source}: schema_version", expected=str(SCHEMA_VERSION))
     name = _text(_require(top, "name", source, "the file"), source, "name")
     description = _text(_require(top, "description", source, "the file"), source, "description")
@@ -245,21 +251,19 @@ def _validate(space: SearchSpace, source: str) -> None:
     """Every combination of choices must be a valid architecture, and the named members must be members."""
     from search_spaces.references import reference
 
-    values = space.choices()
-    fixed = {name: choices[0] for name, choices in space.fields}
-    # Fields are independent except a stage's type, expansion and se (cn/ds take neither): try every
-    # combination of those three first, then every other choice on its own.
+    # Each value is tried in a one-stage architecture that is valid whatever the value's field, so an
+    # error belongs to that field; then every (type, expansion, se) of a stage, the only coupled fields
+    # (cn/ds blocks take no expansion, cn no squeeze-excite). Together they cover every combination.
     checks: list[tuple[str, dict[str, Value]]] = []
-    coupled: set[str] = set()
+    for name, choices in space.fields:
+        checks += [(name, {re.sub(r"^s\d+_", "s1_", name): value}) for value in choices]
     for i in range(1, space.num_stages + 1):
         names = (f"s{i}_type", f"s{i}_expansion", f"s{i}_se")
-        coupled.update(names)
-        checks += [("/".join(names), dict(zip(names, combo, strict=True)))
-                   for combo in product(*(values[name] for name in names))]
-    checks += [(name, {name: value}) for name, choices in space.fields if name not in coupled for value in choices]
+        checks += [("/".join(names), {"s1_type": t, "s1_expansion": e, "s1_se": se})
+                   for t, e, se in product(*(space.choices()[name] for name in names))]
     for where, override in checks:
         try:
-            _assemble({**fixed, **override}.__getitem__, space.num_stages, 2)
+            _assemble({**_NEUTRAL, **override}.__getitem__, 1, 2)
         except ArchError as exc:
             raise ArchError(f"{source}: {where}: {exc}", value=exc.value, where=f"{source}: {where}",
                             expected=exc.expected) from exc
@@ -282,7 +286,7 @@ def _member(space: SearchSpace, arch: ArchSpec, source: str, where: str) -> None
     try:
         space.params_for(arch)
     except ArchError as exc:
-        raise ArchError(f"{source}: {where} is not a member of the space: {exc}", value=exc.value,
+        raise ArchError(f"{source}: {where}: not a member of the space: {exc}", value=exc.value,
                         where=f"{source}: {where}", expected=exc.expected) from exc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import optuna
 import pytest
@@ -122,6 +123,21 @@ def test_efficientnet_edgetpu_references_are_members_of_edgetpu(ref: str) -> Non
 def test_edgetpu_first_stage_expansion_of_l_round_trips_as_3_2() -> None:
     params = load_space("edgetpu").params_for(reference("efficientnet_edgetpu_l"))
     assert params["s1_expansion"] == 3.2 and params["resolution"] == 300 and params["stem_width"] == 40
+
+
+def test_parameters_stored_by_optuna_rebuild_the_same_architectures(tmp_path: Path) -> None:
+    space = load_space("edgetpu")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", sampler=optuna.samplers.RandomSampler(seed=4))
+    study.enqueue_trial(space.params_for(reference("efficientnet_edgetpu_l")))
+    archs = []
+    for _ in range(2):  # the enqueued reference and one random sample
+        trial = study.ask()
+        archs.append(space.sample(trial, num_classes=10))
+        study.tell(trial, 0.0)
+    stored = optuna.load_study(study_name="s", storage=storage).trials
+    assert [space.build(t.params, num_classes=10) for t in stored] == archs
+    assert archs[0] == reference("efficientnet_edgetpu_l", num_classes=10)
 
 
 def test_edgetpu_default_small_is_a_narrow_32px_candidate() -> None:

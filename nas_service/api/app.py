@@ -1,0 +1,74 @@
+"""`create_app(settings)`: the FastAPI application. Everything it needs is built here, never at import time."""
+
+from __future__ import annotations
+
+from importlib import metadata, resources
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from nas_service.api import errors
+from nas_service.api.deps import AppContext
+from nas_service.api.metrics import Metrics, MetricsMiddleware
+from nas_service.api.routes import catalog, health, jobs, latency
+from nas_service.config import Settings
+from nas_service.db.engine import make_engine, session_factory
+
+API_PREFIX = "/api/v1"
+DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard" / "static"
+
+
+def plotly_js() -> Path:
+    """Plotly's browser bundle as shipped inside the `plotly` Python package: no CDN, works offline."""
+    path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    if not path.is_file():
+        raise FileNotFoundError(f"plotly.min.js not found at {path}: reinstall the `plotly` package")
+    return path
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API, the metrics endpoint and the dashboard over the database named by `settings`.
+
+    The database must already be migrated (`nas serve` and the compose `migrate` service do that).
+    """
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
+    metrics = Metrics()
+    app = FastAPI(
+        title="NAS service",
+        version=metadata.version("nas-service"),
+        description="Hardware-aware neural architecture search: submit jobs, follow them, read Pareto fronts "
+                    "and download int8 TFLite candidates. Every `/api/v1` route except health needs "
+                    "`Authorization: Bearer <token>` (create one with `nas tokens create --user NAME`).",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = AppContext(settings=settings, engine=engine, sessions=session_factory(engine))
+    errors.install(app)
+    for module in (health, jobs, catalog, latency):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return metrics.response()
+
+    plotly_path = plotly_js()
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_bundle() -> FileResponse:
+        return FileResponse(plotly_path, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,89 @@
+"""Request dependencies: a database session per request and the authenticated user of a bearer token."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas_service.config import Settings
+from nas_service.services import tokens
+
+TOKEN_CACHE_SECONDS = 10.0
+"""How long a resolved token is trusted without asking the database again (a revocation takes at most this)."""
+
+
+@dataclass
+class TokenCache:
+    """Token digest -> (user, expiry): spares a database round trip on every request of a busy client."""
+
+    ttl: float = TOKEN_CACHE_SECONDS
+    _entries: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, token: str) -> str | None:
+        entry = self._entries.get(tokens.hash_token(token))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token: str, user: str) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[tokens.hash_token(token)] = (user, time.monotonic() + self.ttl)
+
+
+@dataclass
+class AppContext:
+    """What every route needs, built once by `create_app` and kept on `app.state.ctx`."""
+
+    settings: Settings
+    engine: sa.Engine
+    sessions: sessionmaker[Session]
+    token_cache: TokenCache = field(default_factory=TokenCache)
+
+
+def context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def db_session(ctx: Annotated[AppContext, Depends(context)]) -> Iterator[Session]:
+    with ctx.sessions() as session:
+        yield session
+
+
+bearer = HTTPBearer(auto_error=False, description="An API token from `nas tokens create --user NAME`.")
+
+
+def current_user(
+    ctx: Annotated[AppContext, Depends(context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The user owning the request's bearer token; 401 without a valid one."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token: send 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    token = credentials.credentials
+    user = ctx.token_cache.get(token)
+    if user is None:
+        with ctx.sessions() as session:
+            user = tokens.user_for_token(session, token)
+        if user is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        ctx.token_cache.put(token, user)
+    return user
+
+
+User = Annotated[str, Depends(current_user)]
+DbSession = Annotated[Session, Depends(db_session)]
+Ctx = Annotated[AppContext, Depends(context)]

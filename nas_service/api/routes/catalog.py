@@ -1,0 +1,26 @@
+"""What a job can ask for: the registered search spaces and device profiles."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from nas_service.api.deps import User
+from nas_service.api.schemas import DeviceOut, Page, SpaceOut
+from nas_service.controller import latency
+from search_spaces import load_space, space_names
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/spaces", response_model=Page[SpaceOut])
+def list_spaces(user: User) -> Page[SpaceOut]:
+    """The registered search spaces, with their choices and sizes."""
+    items = [SpaceOut.model_validate(load_space(name).to_dict()) for name in space_names()]
+    return Page[SpaceOut](items=items, total=len(items))
+
+
+@router.get("/devices", response_model=Page[DeviceOut])
+def list_devices(user: User) -> Page[DeviceOut]:
+    """The device profiles latency can be predicted for."""
+    items = [DeviceOut(name=name) for name in latency.device_names()]
+    return Page[DeviceOut](items=items, total=len(items))

@@ -1,0 +1,129 @@
+"""Jobs, their trials, Pareto fronts and candidates. Every route calls the same service function as the CLI.
+
+A job owned by another user answers 404, exactly like a job that does not exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import FileResponse
+
+from nas_service.api.deps import Ctx, DbSession, User
+from nas_service.api.schemas import CandidateOut, FrontPointOut, JobOut, Page, TrialOut, TrialPointsOut
+from nas_service.services import jobs as service
+from nas_service.services.plot import trial_points
+from nas_service.services.views import CandidateView, FrontPoint
+from nas_service.spec import JobSpec
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such job or candidate for this user."}}
+
+
+def _front_point(point: FrontPoint) -> FrontPointOut:
+    return FrontPointOut.model_validate({**point.to_dict(), "has_tflite": bool(point.tflite_path)})
+
+
+def _candidate(view: CandidateView, layers: bool) -> CandidateOut:
+    data = view.to_dict()
+    data["has_tflite"] = bool(view.tflite_path)
+    if layers:
+        data["layers"] = view.analysis.get("layers", [])
+        data["latency_layers"] = view.latency.get("layers", [])
+    return CandidateOut.model_validate(data)
+
+
+@router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+def create_job(spec: JobSpec, user: User, session: DbSession) -> JobOut:
+    """Queue a search job (the same spec as `nas search`); a worker runs it."""
+    return JobOut.model_validate(service.create_job(session, spec, owner=user))
+
+
+@router.get("", response_model=Page[JobOut])
+def list_jobs(user: User, session: DbSession, offset: Offset = 0, limit: Limit = 100,
+              status: JobStatus | None = None) -> Page[JobOut]:
+    """The caller's jobs, newest first."""
+    page = service.list_jobs(session, owner=user, status=status, offset=offset, limit=limit)
+    return Page[JobOut](items=[JobOut.model_validate(j) for j in page.items], total=page.total,
+                        offset=page.offset, limit=page.limit)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
+def get_job(job_id: int, user: User, session: DbSession) -> JobOut:
+    return JobOut.model_validate(service.get_job(session, job_id, owner=user))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut,
+             responses={**NOT_FOUND, 409: {"description": "The job already ended."}})
+def cancel_job(job_id: int, user: User, session: DbSession) -> JobOut:
+    """Stop a queued or running job: no new trials start; finished trials are kept."""
+    return JobOut.model_validate(service.cancel_job(session, job_id, owner=user))
+
+
+@router.get("/{job_id}/trials", response_model=Page[TrialOut], responses=NOT_FOUND)
+def list_trials(job_id: int, user: User, session: DbSession, offset: Offset = 0, limit: Limit = 100,
+                sort: service.TrialSort = "number", order: Literal["asc", "desc"] = "asc") -> Page[TrialOut]:
+    """One page of the job's trials, sorted by `sort` (trials without that value last)."""
+    page = service.list_trials(session, job_id, owner=user, offset=offset, limit=limit, sort=sort,
+                               descending=order == "desc")
+    return Page[TrialOut](items=[TrialOut.model_validate(t) for t in page.items], total=page.total,
+                          offset=page.offset, limit=page.limit)
+
+
+@router.get("/{job_id}/points", response_model=TrialPointsOut, responses=NOT_FOUND)
+def get_points(job_id: int, user: User, session: DbSession) -> TrialPointsOut:
+    """Every scored trial as parallel columns: the compact payload behind the dashboard's plot."""
+    return TrialPointsOut.model_validate(trial_points(session, job_id, owner=user))
+
+
+@router.get("/{job_id}/front", response_model=Page[FrontPointOut], responses=NOT_FOUND)
+def get_front(job_id: int, user: User, session: DbSession) -> Page[FrontPointOut]:
+    """The job's Pareto front (accuracy vs latency), fastest first."""
+    items = [_front_point(p) for p in service.get_front(session, job_id, owner=user)]
+    return Page[FrontPointOut](items=items, total=len(items))
+
+
+@router.get("/{job_id}/front/best", response_model=FrontPointOut | None, responses=NOT_FOUND)
+def best_under(job_id: int, user: User, session: DbSession,
+               max_latency_ms: Annotated[float, Query(gt=0, le=1e9, description="Latency limit T in ms.")]
+               ) -> FrontPointOut | None:
+    """The most accurate front member no slower than `max_latency_ms`; null when every member is slower."""
+    point = service.best_under(session, job_id, max_latency_ms, owner=user)
+    return _front_point(point) if point else None
+
+
+@router.get("/{job_id}/front/knee", response_model=FrontPointOut | None, responses=NOT_FOUND)
+def knee(job_id: int, user: User, session: DbSession) -> FrontPointOut | None:
+    """The knee of the front (best trade-off); null while the front is empty."""
+    point = service.knee(session, job_id, owner=user)
+    return _front_point(point) if point else None
+
+
+@router.get("/{job_id}/candidates/{candidate_id}", response_model=CandidateOut, responses=NOT_FOUND)
+def get_candidate(job_id: int, candidate_id: int, user: User, session: DbSession,
+                  layers: Annotated[bool, Query(description="Include the layer table and latency breakdown.")] = True
+                  ) -> CandidateOut:
+    """One candidate: its analysis, latency breakdown, accuracies and training curve."""
+    return _candidate(service.get_candidate(session, job_id, candidate_id, owner=user), layers)
+
+
+@router.get("/{job_id}/candidates/{candidate_id}/tflite", response_class=FileResponse,
+            responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}},
+                                          "description": "The candidate's int8 TFLite file."}})
+def download_tflite(job_id: int, candidate_id: int, user: User, session: DbSession, ctx: Ctx) -> FileResponse:
+    """The candidate's int8 TFLite model."""
+    view = service.get_candidate(session, job_id, candidate_id, owner=user)
+    path = Path(view.tflite_path) if view.tflite_path else None
+    if path is not None and not path.is_absolute():
+        path = ctx.settings.artifacts_dir / path
+    if path is None or not path.is_file():
+        raise service.NotFoundError(f"candidate {candidate_id} of job {job_id} has no int8 TFLite file "
+                                    "(not trained, infeasible, or exported without int8)")
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=f"job{job_id}_candidate{candidate_id}.tflite")

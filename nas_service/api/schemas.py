@@ -1,0 +1,168 @@
+"""Pydantic request and response bodies of the API. ORM rows never leave `db/`; services hand us dataclasses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nas_service.spec import JobSpec
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Health(Out):
+    status: str
+    version: str
+    database: str
+
+
+class Me(Out):
+    user: str
+
+
+class SpaceOut(Out):
+    name: str
+    description: str
+    size: int = Field(description="Number of distinct architectures in the space.")
+    stages: int
+    parameters: list[str]
+    choices: dict[str, list[int | float | str]]
+    default_small: str
+
+
+class DeviceOut(Out):
+    name: str
+
+
+T = TypeVar("T")
+
+
+class Page(Out, Generic[T]):
+    items: list[T]
+    total: int
+    offset: int = 0
+    limit: int | None = None
+
+
+class LatencyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    arch: str = Field(min_length=1, max_length=10_000, description="An architecture string or a reference name.",
+                      examples=["r96_n10/cn_k3_s2_c16_relu/er_k3_s1_e4_c16_relu/head_c256_relu"])
+    device: str = Field("edgetpu_usb", max_length=100, description="A device profile name, see /devices.")
+
+
+class LayerLatencyOut(Out):
+    name: str
+    op: str
+    ms: float
+    bound: str
+
+
+class LatencyOut(Out):
+    total_ms: float
+    device: str
+    profile_version: str
+    on_chip_param_bytes: int
+    streamed_param_bytes: int
+    cpu_fallback_ops: list[str]
+    unmodeled_ops: list[str]
+    layers: list[LayerLatencyOut]
+    arch: str | None = None
+
+
+class JobOut(Out):
+    id: int
+    name: str | None
+    owner: str | None
+    status: str
+    spec: JobSpec
+    trials_budget: int | None
+    trials_done: int
+    front_size: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class TrialOut(Out):
+    number: int
+    state: str
+    arch: str | None
+    candidate_id: int | None
+    accuracy: float | None
+    latency_ms: float | None
+    params: int | None
+    model_bytes: int | None
+    reward: float | None
+    reused: bool
+    on_front: bool
+    worker: str | None
+    error: str | None
+
+
+class FrontPointOut(Out):
+    candidate_id: int
+    arch: str
+    accuracy: float
+    latency_ms: float
+    params: int
+    model_bytes: int
+    int8_accuracy: float | None
+    latency_profile: str
+    has_tflite: bool
+
+
+class TrialPointsOut(Out):
+    """Columns of equal length, one entry per scored trial (see `services.plot`)."""
+
+    job_id: int
+    status: str
+    trials_done: int
+    trial: list[int]
+    candidate: list[int | None]
+    accuracy: list[float | None]
+    latency_ms: list[float]
+    feasible: list[bool]
+    front: list[bool]
+
+
+class LayerOut(Out):
+    name: str
+    op: str
+    input_shape: list[int]
+    output_shape: list[int]
+    kernel: int
+    stride: int
+    activation: str | None
+    params: int
+    macs: int
+
+
+class CandidateOut(Out):
+    id: int
+    job_id: int
+    arch: str
+    status: str
+    params: int
+    macs: int
+    model_bytes_estimate: int
+    latency_ms: float
+    latency_profile: str
+    violations: dict[str, Any]
+    accuracy: float | None
+    int8_accuracy: float | None
+    epochs_trained: int | None
+    stopped_early: bool
+    curve: list[Any]
+    train_seconds: float | None
+    model_bytes: int | None
+    on_front: bool
+    has_tflite: bool
+    layers: list[LayerOut] | None = Field(None, description="Per-layer analysis; omitted with `layers=false`.")
+    latency_layers: list[LayerLatencyOut] | None = Field(None, description="Per-layer latency breakdown.")

@@ -1,0 +1,302 @@
+// NAS dashboard: a hash-routed single page over the /api/v1 REST API. No build step.
+// The job page fetches one compact columnar payload (/jobs/{id}/points) and draws it with
+// WebGL (scattergl); architecture strings are fetched lazily on hover and click.
+"use strict";
+
+const API = "/api/v1";
+const POLL_MS = 2000;
+const ACTIVE = new Set(["queued", "running"]);
+const state = { token: localStorage.getItem("nas-token") || "", timer: null, archCache: new Map() };
+
+// ---------- HTTP ----------
+
+class ApiError extends Error {
+  constructor(status, detail) { super(describe(detail)); this.status = status; }
+}
+function describe(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+  return JSON.stringify(detail);
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({ Authorization: `Bearer ${state.token}` }, options.headers || {});
+  const resp = await fetch(API + path, Object.assign({}, options, { headers }));
+  if (resp.status === 401) { logout(); throw new ApiError(401, "not logged in"); }
+  if (!resp.ok) {
+    let detail = resp.statusText;
+    try { detail = (await resp.json()).detail; } catch (_) { /* keep statusText */ }
+    throw new ApiError(resp.status, detail);
+  }
+  return resp;
+}
+const getJson = async (path) => (await api(path)).json();
+
+// ---------- helpers ----------
+
+const $ = (sel) => document.querySelector(sel);
+function el(tag, text, attrs = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+function row(cells) { const tr = el("tr"); for (const c of cells) { const td = el("td"); td.append(c); tr.append(td); } return tr; }
+const fmt = (x, d = 4) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
+function stopPolling() { if (state.timer) { clearTimeout(state.timer); state.timer = null; } }
+function plotReady() { return typeof window.Plotly !== "undefined"; }
+
+async function archOf(candidateId) {
+  if (!state.archCache.has(candidateId)) {
+    state.archCache.set(candidateId, getJson(`/candidates/${candidateId}?layers=false`).then((c) => c.arch));
+  }
+  return state.archCache.get(candidateId);
+}
+
+// ---------- auth ----------
+
+function logout() {
+  state.token = "";
+  localStorage.removeItem("nas-token");
+  location.hash = "#/login";
+}
+
+async function login(token) {
+  state.token = token;
+  const me = await getJson("/me");
+  localStorage.setItem("nas-token", token);
+  return me;
+}
+
+// ---------- views ----------
+
+function show(id) {
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== id;
+  $("#logout").hidden = !state.token;
+}
+
+async function viewJobs() {
+  show("view-jobs");
+  const body = $("#jobs-table tbody");
+  const page = await getJson("/jobs?limit=200");
+  body.replaceChildren();
+  for (const job of page.items) {
+    const box = el("input", null, { type: "checkbox", value: job.id, class: "compare-box" });
+    const link = el("a", job.id, { href: `#/jobs/${job.id}` });
+    const progress = el("progress", null, { max: job.trials_budget || 1, value: job.trials_done });
+    const label = el("span", ` ${job.trials_done}/${job.trials_budget ?? "∞"}`);
+    const prog = el("span"); prog.append(progress, label);
+    const tr = row([box, link, job.name || "", el("span", job.status, { class: `status ${job.status}` }), prog,
+      `${job.space} / ${job.device}`, new Date(job.created_at).toLocaleString()]);
+    tr.dataset.jobId = job.id;
+    body.append(tr);
+  }
+  if (page.items.some((j) => ACTIVE.has(j.status))) state.timer = setTimeout(route, POLL_MS * 2);
+}
+
+async function viewNew() {
+  show("view-new");
+  const form = $("#new-job-form");
+  if (!form.space.options.length) {
+    const [spaces, devices] = await Promise.all([getJson("/spaces"), getJson("/devices")]);
+    for (const s of spaces.items) form.space.append(el("option", s.name, { value: s.name }));
+    for (const d of devices.items) form.device.append(el("option", d.name, { value: d.name }));
+  }
+}
+
+function specFromForm(form) {
+  const spec = {
+    space: form.space.value, device: form.device.value, dataset: form.dataset.value, sampler: form.sampler.value,
+    budget: { trials: Number(form.trials.value) },
+    training: { scorer: form.scorer.value, epochs: Number(form.epochs.value) },
+    seed: Number(form.seed.value),
+  };
+  if (form.name.value) spec.name = form.name.value;
+  if (form.max_latency_ms.value) spec.constraints = { max_latency_ms: Number(form.max_latency_ms.value) };
+  return spec;
+}
+
+function paretoTraces(p) {
+  // Split the columnar payload into three WebGL traces: all feasible trials (faded),
+  // infeasible ones (marked), and the front (highlighted, drawn as a staircase).
+  const all = { x: [], y: [], c: [], t: [] }, bad = { x: [], y: [], c: [], t: [] }, front = [];
+  const n = p.trial.length;
+  for (let i = 0; i < n; i++) {
+    if (p.accuracy[i] === null || p.latency_ms[i] === null) continue;
+    const dst = p.feasible[i] ? all : bad;
+    dst.x.push(p.latency_ms[i]); dst.y.push(p.accuracy[i]); dst.c.push(p.candidate[i]); dst.t.push(p.trial[i]);
+  }
+  const seen = new Set();
+  for (let i = 0; i < n; i++) {
+    if (p.front[i] && !seen.has(p.candidate[i]) && p.accuracy[i] !== null) {
+      seen.add(p.candidate[i]); front.push(i);
+    }
+  }
+  front.sort((a, b) => p.latency_ms[a] - p.latency_ms[b]);
+  const hover = "trial %{text}<br>latency %{x:.3f} ms<br>accuracy %{y:.4f}<extra></extra>";
+  return [
+    { type: "scattergl", mode: "markers", name: "trials", x: all.x, y: all.y, customdata: all.c, text: all.t,
+      hovertemplate: hover, marker: { size: 5, color: "#4a6fa5", opacity: 0.25 } },
+    { type: "scattergl", mode: "markers", name: "infeasible", x: bad.x, y: bad.y, customdata: bad.c, text: bad.t,
+      hovertemplate: hover, marker: { size: 6, color: "#c0392b", symbol: "x", opacity: 0.5 } },
+    { type: "scattergl", mode: "lines+markers", name: "Pareto front", line: { shape: "hv", color: "#e67e22" },
+      x: front.map((i) => p.latency_ms[i]), y: front.map((i) => p.accuracy[i]),
+      customdata: front.map((i) => p.candidate[i]), text: front.map((i) => p.trial[i]),
+      hovertemplate: hover, marker: { size: 10, color: "#e67e22", line: { width: 1, color: "#333" } } },
+  ];
+}
+
+const paretoLayout = (title) => ({
+  title: { text: title }, margin: { t: 40, r: 10, b: 50, l: 60 }, hovermode: "closest", uirevision: "keep",
+  xaxis: { title: { text: "latency (ms)" } }, yaxis: { title: { text: "accuracy" } }, legend: { orientation: "h" },
+});
+
+async function viewJob(jobId) {
+  show("view-job");
+  const plot = $("#pareto-plot");
+  const [job, points] = await Promise.all([getJson(`/jobs/${jobId}`), getJson(`/jobs/${jobId}/points`)]);
+  $("#job-title").textContent = `Job ${job.id}${job.name ? ` — ${job.name}` : ""}`;
+  $("#job-status").textContent = `${job.status} · ${job.trials_done}/${job.trials_budget ?? "∞"} trials · ` +
+    `${job.space} on ${job.device}` + (job.error ? ` · ${job.error}` : "");
+  const cancel = $("#cancel-job");
+  cancel.hidden = !ACTIVE.has(job.status);
+  cancel.onclick = async () => { await api(`/jobs/${jobId}/cancel`, { method: "POST" }); route(); };
+  await Plotly.react(plot, paretoTraces(points), paretoLayout(`accuracy vs latency · ${points.trial.length} trials`),
+    { responsive: true, displaylogo: false });
+  plot.dataset.points = String(points.trial.length);
+  plot.dataset.rendered = "1";
+  if (!plot.dataset.bound) {
+    plot.dataset.bound = "1";
+    plot.on("plotly_hover", async (ev) => {
+      const cid = ev.points[0].customdata;
+      if (cid === null || cid === undefined) return;
+      $("#hover-arch").textContent = "…";
+      try { $("#hover-arch").textContent = await archOf(cid); } catch (e) { $("#hover-arch").textContent = e.message; }
+    });
+    plot.on("plotly_click", (ev) => {
+      const cid = ev.points[0].customdata;
+      if (cid !== null && cid !== undefined) location.hash = `#/candidates/${cid}`;
+    });
+  }
+  const front = await getJson(`/jobs/${jobId}/front`);
+  const body = $("#front-table tbody");
+  body.replaceChildren();
+  for (const m of front.items) {
+    body.append(row([el("a", m.candidate_id, { href: `#/candidates/${m.candidate_id}` }), fmt(m.accuracy),
+      fmt(m.latency_ms, 3), el("code", m.arch)]));
+  }
+  if (ACTIVE.has(job.status)) state.timer = setTimeout(() => viewJob(jobId).catch(showError), POLL_MS);
+}
+
+async function viewCandidate(cid) {
+  show("view-candidate");
+  const c = await getJson(`/candidates/${cid}`);
+  $("#candidate-title").textContent = `Candidate ${c.id} (job ${c.job_id})`;
+  $("#candidate-arch").textContent = c.arch;
+  const dl = $("#candidate-summary");
+  dl.replaceChildren();
+  const facts = [["status", c.status], ["accuracy", fmt(c.accuracy)], ["int8 accuracy", fmt(c.int8_accuracy)],
+    ["latency (ms)", fmt(c.latency_ms, 3)], ["params", c.params.toLocaleString()], ["MACs", c.macs.toLocaleString()],
+    ["on front", c.on_front ? "yes" : "no"]];
+  for (const [k, v] of facts) dl.append(el("dt", k), el("dd", v));
+  const body = $("#layer-table tbody");
+  body.replaceChildren();
+  for (const l of c.layers) {
+    body.append(row([l.name, l.op, l.output_shape.join("x"), `${l.kernel}/${l.stride}`, l.params.toLocaleString(),
+      l.macs.toLocaleString()]));
+  }
+  const lat = c.latency_layers;
+  Plotly.react($("#latency-plot"), [{
+    type: "bar", orientation: "h", y: lat.map((l) => l.name), x: lat.map((l) => l.ms),
+    text: lat.map((l) => l.bound), marker: { color: lat.map((l) => ({ compute: "#4a6fa5", memory: "#e67e22", cpu: "#c0392b" })[l.bound] || "#888") },
+    hovertemplate: "%{y}: %{x:.4f} ms (%{text})<extra></extra>",
+  }], { margin: { t: 10, l: 80, r: 10, b: 40 }, xaxis: { title: { text: "ms" } }, yaxis: { autorange: "reversed" },
+    height: Math.max(300, 16 * lat.length) }, { displaylogo: false });
+  const button = $("#download-tflite");
+  button.disabled = !c.has_tflite;
+  button.title = c.has_tflite ? "" : "no int8 TFLite file for this candidate";
+  button.onclick = () => download(c).catch((e) => { $("#download-error").textContent = e.message; });
+}
+
+async function download(c) {
+  // A plain link cannot carry the bearer token: fetch the file, then hand the browser a blob URL.
+  const blob = await (await api(`/candidates/${c.id}/tflite`)).blob();
+  const url = URL.createObjectURL(blob);
+  const a = el("a", null, { href: url, download: `candidate_${c.id}.tflite` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function viewCompare(ids) {
+  show("view-compare");
+  $("#compare-ids").value = ids.join(",");
+  if (!ids.length) return;
+  const fronts = await Promise.all(ids.map((id) => getJson(`/jobs/${id}/front`)));
+  const traces = fronts.map((f, k) => ({
+    type: "scattergl", mode: "lines+markers", name: `job ${ids[k]}`, line: { shape: "hv" },
+    x: f.items.map((m) => m.latency_ms), y: f.items.map((m) => m.accuracy), text: f.items.map((m) => m.arch),
+    hovertemplate: "%{x:.3f} ms · %{y:.4f}<br>%{text}<extra>job " + ids[k] + "</extra>",
+  }));
+  await Plotly.react($("#compare-plot"), traces, paretoLayout("Pareto fronts"), { responsive: true, displaylogo: false });
+}
+
+// ---------- router ----------
+
+function showError(e) {
+  const main = document.querySelector(".view:not([hidden]) .error") || $("#login-error");
+  main.textContent = e.message;
+}
+
+async function route() {
+  stopPolling();
+  const hash = location.hash || "#/jobs";
+  if (!state.token && hash !== "#/login") { location.hash = "#/login"; return; }
+  const [path, query] = hash.slice(1).split("?");
+  const parts = path.split("/").filter(Boolean);
+  try {
+    if (parts[0] === "login") show("view-login");
+    else if (parts[0] === "new") await viewNew();
+    else if (parts[0] === "jobs" && parts[1]) await viewJob(Number(parts[1]));
+    else if (parts[0] === "candidates" && parts[1]) await viewCandidate(Number(parts[1]));
+    else if (parts[0] === "compare") {
+      const ids = new URLSearchParams(query || "").get("ids");
+      await viewCompare(ids ? ids.split(",").map(Number).filter(Boolean) : []);
+    } else await viewJobs();
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) showError(e);
+  }
+}
+
+function init() {
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#login-error").textContent = "";
+    try {
+      const me = await login($("#token").value.trim());
+      $("#whoami").textContent = me.user;
+      location.hash = "#/jobs";
+    } catch (e) { $("#login-error").textContent = e.status === 401 ? "invalid token" : e.message; }
+  });
+  $("#logout").addEventListener("click", logout);
+  $("#new-job-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#new-job-error").textContent = "";
+    try {
+      const job = await (await api("/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(specFromForm(ev.target)) })).json();
+      location.hash = `#/jobs/${job.id}`;
+    } catch (e) { $("#new-job-error").textContent = e.message; }
+  });
+  $("#compare-selected").addEventListener("click", () => {
+    const ids = [...document.querySelectorAll(".compare-box:checked")].map((b) => b.value);
+    location.hash = `#/compare?ids=${ids.join(",")}`;
+  });
+  $("#compare-go").addEventListener("click", () => { location.hash = `#/compare?ids=${$("#compare-ids").value}`; });
+  window.addEventListener("hashchange", route);
+  if (state.token) getJson("/me").then((me) => { $("#whoami").textContent = me.user; }).catch(() => {});
+  route();
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,50 @@
+"""A job's trials as columns (one array per field): the compact payload the dashboard plots.
+
+10,000 trials as objects with architecture strings are megabytes; as five numeric columns they are
+a few hundred kilobytes (less gzipped), and architectures are fetched lazily per candidate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nas_service.db.models import Candidate, Trial
+from nas_service.services.jobs import get_job
+
+
+@dataclass(frozen=True)
+class TrialPoints:
+    """Trials that have a latency, in trial order. `accuracy` is None for trials never trained (infeasible)."""
+
+    job_id: int
+    status: str
+    trials_done: int
+    trial: list[int]
+    candidate: list[int | None]
+    accuracy: list[float | None]
+    latency_ms: list[float]
+    feasible: list[bool]
+    front: list[bool]
+
+
+def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> TrialPoints:
+    """Every scored trial of the job as parallel columns, with the front flag of its candidate."""
+    job = get_job(session, job_id, owner=owner)
+    rows = session.execute(
+        sa.select(Trial.number, Trial.candidate_id, Trial.accuracy, Trial.latency_ms, Trial.state,
+                  Candidate.on_front)
+        .outerjoin(Candidate, Candidate.id == Trial.candidate_id)
+        .where(Trial.job_id == job_id, Trial.latency_ms.is_not(None))
+        .order_by(Trial.number)).all()
+    return TrialPoints(
+        job_id=job.id, status=job.status, trials_done=job.trials_done,
+        trial=[r[0] for r in rows],
+        candidate=[r[1] for r in rows],
+        accuracy=[None if r[2] is None else round(r[2], 5) for r in rows],
+        latency_ms=[round(r[3] or 0.0, 4) for r in rows],  # NULLs filtered above
+        feasible=[r[4] != "infeasible" for r in rows],
+        front=[bool(r[5]) for r in rows],
+    )

@@ -222,6 +222,9 @@ def parse_space(data: object, source: str) -> SearchSpace:
         raise ArchError(f"{source}: schema_version: {version!r} is not supported: expected {SCHEMA_VERSION}",
                         value=str(version), where=f"{source}: schema_version", expected=str(SCHEMA_VERSION))
     name = _text(_require(top, "name", source, "the file"), source, "name")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise ArchError(f"{source}: name: {name!r} is not a lower-case identifier (it is stored in database rows)",
+                        value=name, where=f"{source}: name", expected="[a-z][a-z0-9_]*")
     description = _text(_require(top, "description", source, "the file"), source, "description")
     fields: list[tuple[str, tuple[Value, ...]]] = [
         ("resolution", _choices(_require(top, "resolution", source, "the file"), int, source, "resolution"))]

@@ -63,6 +63,7 @@ def test_a_valid_file_reads_and_counts_every_distinct_architecture(tmp_path: Pat
     ({"stem": [3]}, "stem", "expected a mapping"),
     ({"schema_version": 2}, "schema_version", "expected 1"),
     ({"colour": "red"}, "the file", "unknown key 'colour'"),
+    ({"name": "Tiny Space"}, "name", "not a lower-case identifier"),
     ({"default_small": "r32_n10/cn_k3_s2_c8_relu/ir_k3_s1_e1_c8_relu/ir_k3_s2_e1_c24_relu/head_relu"},
      "default_small", "s2_width=24 is not a choice"),
     ({"default_small": "r32_n10/bogus"}, "default_small", "has 2 '/'-separated section"),

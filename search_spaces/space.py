@@ -352,7 +352,8 @@ _packaged_loaded = False
 
 
 def register_space(space: SearchSpace) -> SearchSpace:
-    """Add a space under its name; a name is registered once (it ends up in database rows)."""
+    """Check and add a space under its name; a name is registered once (it ends up in database rows)."""
+    _validate(space, f"search space {space.name!r}")
     with _LOCK:
         _load_packaged()
         _add(space)

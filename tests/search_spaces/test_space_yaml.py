@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 import search_spaces.space as space_module
-from search_spaces import ArchError, load_space, register_space, space_names
+from search_spaces import ArchError, load_space, reference, register_space, space_names
 from search_spaces.space import parse_space, read_space
 
 VALID = {
@@ -101,6 +102,19 @@ def test_a_name_registers_once() -> None:
     with pytest.raises(ArchError, match="search space 'edgetpu' is registered twice"):
         register_space(load_space("edgetpu"))
     assert space_names().count("edgetpu") == 1
+
+
+def test_a_new_space_registers_once_and_is_checked_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    space_names()  # the packaged spaces are loaded; the registry is restored after this test
+    monkeypatch.setattr(space_module, "_REGISTRY", dict(space_module._REGISTRY))
+    space = parse_space({**VALID, "name": "tiny_registered"}, "inline")
+    assert register_space(space) is space and load_space("tiny_registered") is space
+    with pytest.raises(ArchError, match="'tiny_registered' is registered twice"):
+        register_space(space)
+    bad = replace(space, name="tiny_bad", small=str(reference("mobilenet_v2")))
+    with pytest.raises(ArchError, match="search space 'tiny_bad': default_small: not a member"):
+        register_space(bad)
+    assert "tiny_bad" not in space_names()
 
 
 def test_every_packaged_file_is_registered_under_its_file_name() -> None:

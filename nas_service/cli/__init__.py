@@ -8,12 +8,14 @@ import typer
 
 from nas_service.cli.arch import arch_app
 from nas_service.cli.errors import run_cli
+from nas_service.cli.latency import latency_app
 from nas_service.cli.spaces import spaces_app
 from nas_service.cli.tokens import tokens_app
 
 app = typer.Typer(help="Hardware-aware neural architecture search for edge accelerators.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(arch_app, name="arch")
+app.add_typer(latency_app, name="latency")
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(tokens_app, name="tokens")
 

@@ -6,9 +6,10 @@ import typer
 from rich.markup import escape
 
 from nas_service.cli.output import make_console
+from latency_models.errors import LatencyError
 from search_spaces.errors import ArchError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ArchError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, FileNotFoundError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 
 err_console = make_console(stderr=True)

@@ -1,0 +1,114 @@
+"""Predictors registered by device kind, and the one front door: `predict` / `predict_many`.
+
+A network may be an `ArchSpec`, an architecture string, a reference name, a Keras model or a path
+to a `.keras` / `.tflite` file; each becomes the layer IR through one reader, and the IR becomes a
+`LayerTable` once (cached for `ArchSpec`s, which are immutable), so repeated and batched
+predictions of search candidates stay cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from latency_models import cpu, edgetpu
+from latency_models.errors import ModelFileError, UnmodeledOpError
+from latency_models.estimate import LatencyEstimate
+from latency_models.features import LayerTable, layer_table
+from latency_models.profiles import DeviceProfile, load_profile
+from search_spaces import ArchSpec, analyze, decode, reference, reference_names
+from search_spaces.analysis import Layer
+
+
+class LatencyPredictor(Protocol):
+    def estimate(self, table: LayerTable, profile: DeviceProfile) -> LatencyEstimate: ...
+
+    def total_ms(self, table: LayerTable, profile: DeviceProfile) -> float: ...
+
+
+_KINDS: dict[str, Any] = {}
+
+
+def register_kind(kind: str, predictor: Any) -> None:
+    """Register the model of a profile kind; a kind is registered once."""
+    if kind in _KINDS:
+        raise ValueError(f"predictor kind {kind!r} is registered twice")
+    _KINDS[kind] = predictor
+
+
+register_kind("edgetpu", edgetpu)
+register_kind("cpu", cpu)
+
+
+@lru_cache(maxsize=65536)
+def arch_table(arch: ArchSpec) -> LayerTable:
+    """The layer table of an architecture, computed once per distinct `ArchSpec`."""
+    return layer_table(analyze(arch).layers)
+
+
+def read_layers(model: Any) -> tuple[Layer, ...]:
+    """The layer IR of any supported network form."""
+    if isinstance(model, ArchSpec):
+        return analyze(model).layers
+    if isinstance(model, Path) or (isinstance(model, str) and model.endswith((".tflite", ".keras"))):
+        return _read_file(Path(model))
+    if isinstance(model, str):
+        return analyze(reference(model) if model in reference_names() else decode(model)).layers
+    if hasattr(model, "operations") and hasattr(model, "count_params"):
+        from latency_models.readers.keras_reader import read_keras
+
+        return read_keras(model)
+    raise ModelFileError(f"cannot read a network from a {type(model).__name__}: expected an ArchSpec, an "
+                         "architecture string, a reference name, a keras.Model or a .keras/.tflite path")
+
+
+def _read_file(path: Path) -> tuple[Layer, ...]:
+    if not path.is_file():
+        raise ModelFileError(f"model file {str(path)!r} not found: expected an existing .tflite or .keras file")
+    if path.suffix == ".tflite":
+        from latency_models.readers.tflite_reader import read_tflite
+
+        return read_tflite(path)
+    if path.suffix == ".keras":
+        import keras
+
+        from latency_models.readers.keras_reader import read_keras
+
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # keras raises many types for a bad archive
+            raise ModelFileError(f"Keras model {str(path)!r} cannot be loaded: {exc}") from None
+        return read_keras(model)
+    raise ModelFileError(f"model file {str(path)!r} has suffix {path.suffix!r}: expected .tflite or .keras")
+
+
+def table_of(model: Any) -> LayerTable:
+    if isinstance(model, ArchSpec):
+        return arch_table(model)
+    if isinstance(model, str) and not model.endswith((".tflite", ".keras")):
+        return arch_table(reference(model) if model in reference_names() else decode(model))
+    return layer_table(read_layers(model))
+
+
+def predict(model: Any, device: str = "edgetpu_usb", strict: bool = False) -> LatencyEstimate:
+    """Latency of `model` on `device`, with its per-layer breakdown; `strict` raises on unmodeled ops."""
+    profile = load_profile(device)
+    result: LatencyEstimate = _KINDS[profile.kind].estimate(table_of(model), profile)
+    if strict and result.unmodeled_ops:
+        raise UnmodeledOpError(f"{device} cannot price op(s) {', '.join(result.unmodeled_ops)}: expected only ops "
+                               "the latency model knows; predict without strict to get a lower bound",
+                               ops=result.unmodeled_ops)
+    return result
+
+
+def predict_many(models: Iterable[Any], device: str = "edgetpu_usb", strict: bool = False) -> list[LatencyEstimate]:
+    return [predict(m, device, strict) for m in models]
+
+
+def predict_total_ms(models: Iterable[Any], device: str = "edgetpu_usb") -> list[float]:
+    """Only the totals: the fast path for ranking many candidates."""
+    profile = load_profile(device)
+    total: Callable[[LayerTable, DeviceProfile], float] = _KINDS[profile.kind].total_ms
+    return [total(table_of(m), profile) for m in models]

@@ -1,0 +1,158 @@
+"""`nas latency ...`: predict, list devices, calibrate and validate profiles, measure and collect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from nas_service.cli.output import make_console
+from search_spaces import ArchSpec
+
+latency_app = typer.Typer(help="Latency models: predict, calibrate, validate, measure.", no_args_is_help=True)
+
+THING_HELP = "An architecture string, a reference name, or a .keras / .tflite file."
+
+
+@latency_app.command("predict")
+def predict_cmd(
+    thing: Annotated[str, typer.Argument(help=THING_HELP)],
+    device: Annotated[str, typer.Option(help="Device profile, see `nas latency devices`.")] = "edgetpu_usb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole estimate as JSON.")] = False,
+    strict: Annotated[bool, typer.Option(help="Fail on ops the model cannot price.")] = False,
+) -> None:
+    """Predict the latency of THING on DEVICE, layer by layer."""
+    from latency_models import predict
+
+    estimate = predict(_thing(thing), device=device, strict=strict)
+    if as_json:
+        typer.echo(json.dumps(estimate.to_dict(), indent=2))
+        return
+    table = Table(title=f"{device} ({estimate.profile_version}): {estimate.total_ms:.3f} ms", title_justify="left")
+    for col in ("layer", "op", "ms", "bound"):
+        table.add_column(col, justify="right" if col == "ms" else "left")
+    for layer in estimate.layers:
+        table.add_row(layer.name, layer.op, f"{layer.ms:.4f}", layer.bound)
+    table.add_section()
+    table.add_row("total", "", f"{estimate.total_ms:.3f}", "")
+    console = make_console()
+    console.print(table)
+    console.print(f"parameters on chip {estimate.on_chip_param_bytes:,} B, "
+                  f"streamed {estimate.streamed_param_bytes:,} B")
+    if estimate.cpu_fallback_ops:
+        console.print(f"CPU fallback: {', '.join(estimate.cpu_fallback_ops)}")
+    if estimate.unmodeled_ops:
+        console.print(f"[yellow]not priced (total is a lower bound):[/] {', '.join(estimate.unmodeled_ops)}")
+
+
+@latency_app.command("devices")
+def devices_cmd() -> None:
+    """List the device profiles."""
+    from latency_models import load_profile, profile_names
+
+    table = Table()
+    for col in ("device", "kind", "version", "description"):
+        table.add_column(col)
+    for name in profile_names():
+        p = load_profile(name)
+        table.add_row(name, p.kind, p.version, p.description)
+    make_console().print(table)
+
+
+@latency_app.command("calibrate")
+def calibrate_cmd(
+    csv_path: Annotated[Path, typer.Argument(help="Measurements: the Edge TPU calibration format, or a "
+                                                   "`nas latency collect` CSV for a cpu device.")],
+    device: Annotated[str, typer.Option(help="Device whose rows are fitted and whose profile is written.")],
+    out: Annotated[Path, typer.Option(help="Profile JSON file to write.")],
+    kind: Annotated[str, typer.Option(help="Model kind when DEVICE has no packaged profile: edgetpu or cpu.")]
+    = "edgetpu",
+) -> None:
+    """Fit a device profile from measurements (deterministic: same CSV, same profile)."""
+    from latency_models import profile_names
+    from latency_models.calibration import DEFAULT_EDGETPU_FIXED, fit_cpu, fit_edgetpu
+    from latency_models.profiles import load_profile
+
+    base = load_profile(device) if device in profile_names() else None
+    if (base.kind if base else kind) == "cpu":
+        profile, validation = fit_cpu(csv_path, device, base.description if base else "")
+        label = "10-fold CV"
+    else:
+        fixed = base.fixed if base else DEFAULT_EDGETPU_FIXED
+        profile, validation = fit_edgetpu(csv_path, device, fixed, base.description if base else "")
+        label = "leave-one-out"
+    profile.save(out)
+    typer.echo(f"wrote {out} ({profile.version}): fit MAPE {validation.fit_mape:.1f}%, {label} MAPE "
+               f"{validation.loo_mape:.1f}%, Spearman {validation.loo_spearman:.3f}")
+
+
+@latency_app.command("validate")
+def validate_cmd(
+    csv_path: Annotated[Path, typer.Argument(help="Calibration CSV (Edge TPU format).")],
+    device: Annotated[str, typer.Option(help="Device profile to validate.")] = "edgetpu_usb",
+) -> None:
+    """Predicted vs measured per network, then leave-one-out MAPE and Spearman."""
+    from latency_models import load_profile
+    from latency_models.calibration import validate_profile
+
+    validation = validate_profile(csv_path, load_profile(device))
+    table = Table(title=f"{device}", title_justify="left")
+    for col in ("network", "measured ms", "predicted ms", "leave-one-out ms", "error"):
+        table.add_column(col, justify="left" if col == "network" else "right")
+    for name, measured, fitted, loo in validation.rows:
+        table.add_row(name, f"{measured:.2f}", f"{fitted:.2f}", f"{loo:.2f}", f"{(loo - measured) / measured:+.0%}")
+    console = make_console()
+    console.print(table)
+    console.print(f"leave-one-out MAPE {validation.loo_mape:.1f}%  Spearman {validation.loo_spearman:.3f}  "
+                  f"(in-sample MAPE {validation.fit_mape:.1f}%)")
+
+
+@latency_app.command("measure")
+def measure_cmd(
+    thing: Annotated[str, typer.Argument(help=THING_HELP)],
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds; the median of round medians is reported.")] = 5,
+    edgetpu: Annotated[bool, typer.Option(help="Run an Edge TPU-compiled .tflite through libedgetpu.")] = False,
+) -> None:
+    """Measure THING for real: int8 TFLite on one CPU thread (XNNPACK), median after warm-up."""
+    from latency_models.measure import measure_tflite
+
+    path = Path(thing)
+    if thing.endswith(".tflite"):
+        model: Path | bytes = path
+    else:
+        from nas_service.latency_collect import int8_bytes
+
+        if edgetpu:
+            raise typer.BadParameter("--edgetpu needs a .tflite compiled by edgetpu_compiler, which is not run here")
+        model = int8_bytes(_arch(thing))
+    result = measure_tflite(model, rounds=rounds, edgetpu=edgetpu)
+    typer.echo(json.dumps({"device": "edgetpu" if edgetpu else "cpu_litert", "median_ms": round(result.median_ms, 4),
+                           "round_medians_ms": [round(m, 4) for m in result.round_medians_ms],
+                           "invocations": result.invocations}))
+
+
+@latency_app.command("collect")
+def collect_cmd(
+    space: Annotated[list[str], typer.Option(help="Search space to sample (repeatable).")],
+    n: Annotated[int, typer.Option(min=1, help="Number of candidates.")],
+    out: Annotated[Path, typer.Option(help="CSV to append measurements to.")],
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+) -> None:
+    """Sample N candidates, convert each to int8 TFLite and measure it on this host."""
+    from nas_service.latency_collect import collect
+
+    collect(space, n, out, seed, progress=lambda i, s, dt: typer.echo(f"{i + 1}/{n} {s.space} r{s.arch.resolution} "
+                                                                     f"({dt:.1f} s)"))
+
+
+def _arch(text: str) -> ArchSpec:
+    from nas_service.cli.arch import resolve_arch
+
+    return resolve_arch(text)
+
+
+def _thing(text: str) -> object:
+    return text if text.endswith((".tflite", ".keras")) else _arch(text)

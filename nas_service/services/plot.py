@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from nas_service.db.models import Candidate, Trial
-from nas_service.services.jobs import get_job
+from nas_service.db.models import Candidate, Job, Trial
+from nas_service.services.jobs import NotFoundError, get_job
 
 
 @dataclass(frozen=True)
@@ -48,3 +48,23 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
         feasible=[r[4] != "infeasible" for r in rows],
         front=[bool(r[5]) for r in rows],
     )
+
+
+@dataclass(frozen=True)
+class ResultsVersion:
+    """Changes whenever a job's trials, front or status change: every trial's outcome bumps `trials_done`
+    and `updated_at` in the same transaction as its front update, so cached reads keyed by it stay exact."""
+
+    owner: str | None
+    status: str
+    trials_done: int
+    updated_at: str
+
+
+def results_version(session: Session, job_id: int, *, owner: str | None = None) -> ResultsVersion:
+    """The job's version (one primary-key lookup); `NotFoundError` for a missing job or another user's."""
+    row = session.execute(sa.select(Job.owner, Job.status, Job.trials_done, Job.updated_at)
+                          .where(Job.id == job_id)).first()
+    if row is None or (owner is not None and row.owner != owner):
+        raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
+    return ResultsVersion(row.owner, row.status, row.trials_done, str(row.updated_at))

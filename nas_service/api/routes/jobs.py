@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from nas_service.api.deps import Ctx, DbSession, User
 from nas_service.api.schemas import CandidateOut, FrontPointOut, JobOut, Page, TrialOut, TrialPointsOut
@@ -67,42 +68,64 @@ def cancel_job(job_id: int, user: User, session: DbSession) -> JobOut:
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialOut], responses=NOT_FOUND)
-def list_trials(job_id: int, user: User, session: DbSession, offset: Offset = 0, limit: Limit = 100,
-                sort: service.TrialSort = "number", order: Literal["asc", "desc"] = "asc") -> Page[TrialOut]:
+async def list_trials(job_id: int, user: User, ctx: Ctx, request: Request, offset: Offset = 0, limit: Limit = 100,
+                      sort: service.TrialSort = "number", order: Literal["asc", "desc"] = "asc") -> Response:
     """One page of the job's trials, sorted by `sort` (trials without that value last)."""
-    page = service.list_trials(session, job_id, owner=user, offset=offset, limit=limit, sort=sort,
-                               descending=order == "desc")
-    return Page[TrialOut](items=[TrialOut.model_validate(t) for t in page.items], total=page.total,
-                          offset=page.offset, limit=page.limit)
+
+    def produce(session: Session) -> Page[TrialOut]:
+        page = service.list_trials(session, job_id, owner=user, offset=offset, limit=limit, sort=sort,
+                                   descending=order == "desc")
+        return Page[TrialOut](items=[TrialOut.model_validate(t) for t in page.items], total=page.total,
+                              offset=page.offset, limit=page.limit)
+
+    key = ("trials", job_id, offset, limit, sort, order)
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, key, produce)
 
 
 @router.get("/{job_id}/points", response_model=TrialPointsOut, responses=NOT_FOUND)
-def get_points(job_id: int, user: User, session: DbSession) -> TrialPointsOut:
+async def get_points(job_id: int, user: User, ctx: Ctx, request: Request) -> Response:
     """Every scored trial as parallel columns: the compact payload behind the dashboard's plot."""
-    return TrialPointsOut.model_validate(trial_points(session, job_id, owner=user))
+
+    def produce(session: Session) -> TrialPointsOut:
+        return TrialPointsOut.model_validate(trial_points(session, job_id, owner=user))
+
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, ("points", job_id), produce)
 
 
 @router.get("/{job_id}/front", response_model=Page[FrontPointOut], responses=NOT_FOUND)
-def get_front(job_id: int, user: User, session: DbSession) -> Page[FrontPointOut]:
+async def get_front(job_id: int, user: User, ctx: Ctx, request: Request) -> Response:
     """The job's Pareto front (accuracy vs latency), fastest first."""
-    items = [_front_point(p) for p in service.get_front(session, job_id, owner=user)]
-    return Page[FrontPointOut](items=items, total=len(items))
+
+    def produce(session: Session) -> Page[FrontPointOut]:
+        items = [_front_point(p) for p in service.get_front(session, job_id, owner=user)]
+        return Page[FrontPointOut](items=items, total=len(items))
+
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, ("front", job_id), produce)
 
 
 @router.get("/{job_id}/front/best", response_model=FrontPointOut | None, responses=NOT_FOUND)
-def best_under(job_id: int, user: User, session: DbSession,
-               max_latency_ms: Annotated[float, Query(gt=0, le=1e9, description="Latency limit T in ms.")]
-               ) -> FrontPointOut | None:
+async def best_under(job_id: int, user: User, ctx: Ctx, request: Request,
+                     max_latency_ms: Annotated[float, Query(gt=0, le=1e9, description="Latency limit T in ms.")]
+                     ) -> Response:
     """The most accurate front member no slower than `max_latency_ms`; null when every member is slower."""
-    point = service.best_under(session, job_id, max_latency_ms, owner=user)
-    return _front_point(point) if point else None
+
+    def produce(session: Session) -> FrontPointOut | None:
+        point = service.best_under(session, job_id, max_latency_ms, owner=user)
+        return _front_point(point) if point else None
+
+    key = ("best", job_id, max_latency_ms)
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, key, produce)
 
 
 @router.get("/{job_id}/front/knee", response_model=FrontPointOut | None, responses=NOT_FOUND)
-def knee(job_id: int, user: User, session: DbSession) -> FrontPointOut | None:
+async def knee(job_id: int, user: User, ctx: Ctx, request: Request) -> Response:
     """The knee of the front (best trade-off); null while the front is empty."""
-    point = service.knee(session, job_id, owner=user)
-    return _front_point(point) if point else None
+
+    def produce(session: Session) -> FrontPointOut | None:
+        point = service.knee(session, job_id, owner=user)
+        return _front_point(point) if point else None
+
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, ("knee", job_id), produce)
 
 
 @router.get("/{job_id}/candidates/{candidate_id}", response_model=CandidateOut, responses=NOT_FOUND)

@@ -46,11 +46,12 @@ const fmt = (x, d = 4) => (x === null || x === undefined ? "–" : Number(x).toF
 function stopPolling() { if (state.timer) { clearTimeout(state.timer); state.timer = null; } }
 function plotReady() { return typeof window.Plotly !== "undefined"; }
 
-async function archOf(candidateId) {
-  if (!state.archCache.has(candidateId)) {
-    state.archCache.set(candidateId, getJson(`/candidates/${candidateId}?layers=false`).then((c) => c.arch));
+async function archOf(jobId, candidateId) {
+  const key = `${jobId}/${candidateId}`;
+  if (!state.archCache.has(key)) {
+    state.archCache.set(key, getJson(`/jobs/${jobId}/candidates/${candidateId}?layers=false`).then((c) => c.arch));
   }
-  return state.archCache.get(candidateId);
+  return state.archCache.get(key);
 }
 
 // ---------- auth ----------
@@ -87,7 +88,7 @@ async function viewJobs() {
     const label = el("span", ` ${job.trials_done}/${job.trials_budget ?? "∞"}`);
     const prog = el("span"); prog.append(progress, label);
     const tr = row([box, link, job.name || "", el("span", job.status, { class: `status ${job.status}` }), prog,
-      `${job.space} / ${job.device}`, new Date(job.created_at).toLocaleString()]);
+      `${job.spec.space} / ${job.spec.device}`, new Date(job.created_at).toLocaleString()]);
     tr.dataset.jobId = job.id;
     body.append(tr);
   }
@@ -117,14 +118,17 @@ function specFromForm(form) {
 }
 
 function paretoTraces(p) {
-  // Split the columnar payload into three WebGL traces: all feasible trials (faded),
-  // infeasible ones (marked), and the front (highlighted, drawn as a staircase).
+  // Split the columnar payload into three WebGL traces: all feasible trials (faded), the front
+  // (highlighted, drawn as a staircase), and infeasible candidates, which are never trained and so
+  // have no accuracy: they are marked at their latency in a strip under the plot (y2).
   const all = { x: [], y: [], c: [], t: [] }, bad = { x: [], y: [], c: [], t: [] }, front = [];
   const n = p.trial.length;
   for (let i = 0; i < n; i++) {
-    if (p.accuracy[i] === null || p.latency_ms[i] === null) continue;
-    const dst = p.feasible[i] ? all : bad;
-    dst.x.push(p.latency_ms[i]); dst.y.push(p.accuracy[i]); dst.c.push(p.candidate[i]); dst.t.push(p.trial[i]);
+    if (!p.feasible[i]) {
+      bad.x.push(p.latency_ms[i]); bad.y.push(0); bad.c.push(p.candidate[i]); bad.t.push(p.trial[i]);
+    } else if (p.accuracy[i] !== null) {
+      all.x.push(p.latency_ms[i]); all.y.push(p.accuracy[i]); all.c.push(p.candidate[i]); all.t.push(p.trial[i]);
+    }
   }
   const seen = new Set();
   for (let i = 0; i < n; i++) {
@@ -138,7 +142,8 @@ function paretoTraces(p) {
     { type: "scattergl", mode: "markers", name: "trials", x: all.x, y: all.y, customdata: all.c, text: all.t,
       hovertemplate: hover, marker: { size: 5, color: "#4a6fa5", opacity: 0.25 } },
     { type: "scattergl", mode: "markers", name: "infeasible", x: bad.x, y: bad.y, customdata: bad.c, text: bad.t,
-      hovertemplate: hover, marker: { size: 6, color: "#c0392b", symbol: "x", opacity: 0.5 } },
+      yaxis: "y2", hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>infeasible (not trained)<extra></extra>",
+      marker: { size: 7, color: "#c0392b", symbol: "x", opacity: 0.6 } },
     { type: "scattergl", mode: "lines+markers", name: "Pareto front", line: { shape: "hv", color: "#e67e22" },
       x: front.map((i) => p.latency_ms[i]), y: front.map((i) => p.accuracy[i]),
       customdata: front.map((i) => p.candidate[i]), text: front.map((i) => p.trial[i]),
@@ -148,16 +153,20 @@ function paretoTraces(p) {
 
 const paretoLayout = (title) => ({
   title: { text: title }, margin: { t: 40, r: 10, b: 50, l: 60 }, hovermode: "closest", uirevision: "keep",
-  xaxis: { title: { text: "latency (ms)" } }, yaxis: { title: { text: "accuracy" } }, legend: { orientation: "h" },
+  xaxis: { title: { text: "latency (ms)" } }, legend: { orientation: "h" },
+  yaxis: { title: { text: "accuracy" }, domain: [0.14, 1] },
+  yaxis2: { domain: [0, 0.08], showticklabels: false, zeroline: false, showgrid: false, fixedrange: true,
+    title: { text: "infeasible", font: { size: 10 } } },
 });
 
 async function viewJob(jobId) {
   show("view-job");
+  state.jobId = jobId;
   const plot = $("#pareto-plot");
   const [job, points] = await Promise.all([getJson(`/jobs/${jobId}`), getJson(`/jobs/${jobId}/points`)]);
   $("#job-title").textContent = `Job ${job.id}${job.name ? ` — ${job.name}` : ""}`;
   $("#job-status").textContent = `${job.status} · ${job.trials_done}/${job.trials_budget ?? "∞"} trials · ` +
-    `${job.space} on ${job.device}` + (job.error ? ` · ${job.error}` : "");
+    `${job.spec.space} on ${job.spec.device}` + (job.error ? ` · ${job.error}` : "");
   const cancel = $("#cancel-job");
   cancel.hidden = !ACTIVE.has(job.status);
   cancel.onclick = async () => { await api(`/jobs/${jobId}/cancel`, { method: "POST" }); route(); };
@@ -171,26 +180,26 @@ async function viewJob(jobId) {
       const cid = ev.points[0].customdata;
       if (cid === null || cid === undefined) return;
       $("#hover-arch").textContent = "…";
-      try { $("#hover-arch").textContent = await archOf(cid); } catch (e) { $("#hover-arch").textContent = e.message; }
+      try { $("#hover-arch").textContent = await archOf(state.jobId, cid); } catch (e) { $("#hover-arch").textContent = e.message; }
     });
     plot.on("plotly_click", (ev) => {
       const cid = ev.points[0].customdata;
-      if (cid !== null && cid !== undefined) location.hash = `#/candidates/${cid}`;
+      if (cid !== null && cid !== undefined) location.hash = `#/jobs/${state.jobId}/candidates/${cid}`;
     });
   }
   const front = await getJson(`/jobs/${jobId}/front`);
   const body = $("#front-table tbody");
   body.replaceChildren();
   for (const m of front.items) {
-    body.append(row([el("a", m.candidate_id, { href: `#/candidates/${m.candidate_id}` }), fmt(m.accuracy),
+    body.append(row([el("a", m.candidate_id, { href: `#/jobs/${jobId}/candidates/${m.candidate_id}` }), fmt(m.accuracy),
       fmt(m.latency_ms, 3), el("code", m.arch)]));
   }
   if (ACTIVE.has(job.status)) state.timer = setTimeout(() => viewJob(jobId).catch(showError), POLL_MS);
 }
 
-async function viewCandidate(cid) {
+async function viewCandidate(jobId, cid) {
   show("view-candidate");
-  const c = await getJson(`/candidates/${cid}`);
+  const c = await getJson(`/jobs/${jobId}/candidates/${cid}`);
   $("#candidate-title").textContent = `Candidate ${c.id} (job ${c.job_id})`;
   $("#candidate-arch").textContent = c.arch;
   const dl = $("#candidate-summary");
@@ -220,7 +229,7 @@ async function viewCandidate(cid) {
 
 async function download(c) {
   // A plain link cannot carry the bearer token: fetch the file, then hand the browser a blob URL.
-  const blob = await (await api(`/candidates/${c.id}/tflite`)).blob();
+  const blob = await (await api(`/jobs/${c.job_id}/candidates/${c.id}/tflite`)).blob();
   const url = URL.createObjectURL(blob);
   const a = el("a", null, { href: url, download: `candidate_${c.id}.tflite` });
   document.body.append(a);
@@ -258,8 +267,9 @@ async function route() {
   try {
     if (parts[0] === "login") show("view-login");
     else if (parts[0] === "new") await viewNew();
-    else if (parts[0] === "jobs" && parts[1]) await viewJob(Number(parts[1]));
-    else if (parts[0] === "candidates" && parts[1]) await viewCandidate(Number(parts[1]));
+    else if (parts[0] === "jobs" && parts[2] === "candidates" && parts[3]) {
+      await viewCandidate(Number(parts[1]), Number(parts[3]));
+    } else if (parts[0] === "jobs" && parts[1]) await viewJob(Number(parts[1]));
     else if (parts[0] === "compare") {
       const ids = new URLSearchParams(query || "").get("ids");
       await viewCompare(ids ? ids.split(",").map(Number).filter(Boolean) : []);

@@ -1,0 +1,98 @@
+"""Cached read responses of a job's results (front, points, trials pages), keyed by the job's version.
+
+Reads of a job's results far outnumber its changes (a dashboard polls every 2 s, a trial finishes
+every few seconds). A cached body is served without touching the database for `ttl` seconds; after
+that one primary-key lookup revalidates it (see `services.plot.results_version`) and only a changed
+job recomputes it. The job's owner is kept with the body, so another user still gets 404 from cache.
+Bodies are stored serialized and, when large, gzipped once; ETags let pollers get 304s.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from nas_service.services.jobs import NotFoundError
+from nas_service.services.plot import ResultsVersion, results_version
+
+TTL_SECONDS = 1.0
+"""How long a cached body is served without asking the database whether the job changed."""
+MAX_BYTES = 64 * 2**20
+GZIP_MIN_BYTES = 2048
+
+
+@dataclass
+class Entry:
+    version: ResultsVersion
+    body: bytes
+    etag: str
+    checked: float
+    gzipped: bytes | None = None
+
+    def gz(self) -> bytes:
+        if self.gzipped is None:
+            self.gzipped = gzip.compress(self.body, compresslevel=5)
+        return self.gzipped
+
+
+@dataclass
+class ResultsCache:
+    ttl: float = TTL_SECONDS
+    max_bytes: int = MAX_BYTES
+    _entries: OrderedDict[Hashable, Entry] = field(default_factory=OrderedDict)
+    _bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def respond(self, request: Request, sessions: Callable[[], Session], user: str, job_id: int,
+                      key: Hashable, produce: Callable[[Session], BaseModel | None]) -> Response:
+        """The cached (or freshly produced) JSON body of `produce` for `key` of job `job_id`, as `user` sees it."""
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry.checked > self.ttl:
+            entry = await run_in_threadpool(self._refresh, sessions, user, job_id, key, produce, entry)
+        elif entry.version.owner != user:
+            raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
+        return self._response(request, entry)
+
+    def _refresh(self, sessions: Callable[[], Session], user: str, job_id: int, key: Hashable,
+                 produce: Callable[[Session], BaseModel | None], entry: Entry | None) -> Entry:
+        with sessions() as session:
+            version = results_version(session, job_id, owner=user)
+            if entry is not None and entry.version == version:
+                entry.checked = time.monotonic()
+                return entry
+            model = produce(session)
+        body = model.model_dump_json().encode() if model is not None else b"null"
+        etag = '"' + hashlib.blake2b(repr((key, version)).encode(), digest_size=12).hexdigest() + '"'
+        fresh = Entry(version, body, etag, time.monotonic())
+        self._store(key, fresh)
+        return fresh
+
+    def _store(self, key: Hashable, entry: Entry) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            self._bytes -= len(old.body) if old else 0
+            self._entries[key] = entry
+            self._bytes += len(entry.body)
+            while self._bytes > self.max_bytes and len(self._entries) > 1:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted.body)
+
+    @staticmethod
+    def _response(request: Request, entry: Entry) -> Response:
+        headers = {"ETag": entry.etag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
+        if request.headers.get("if-none-match") == entry.etag:
+            return Response(status_code=304, headers=headers)
+        if len(entry.body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(entry.gz(), media_type="application/json", headers=headers)
+        return Response(entry.body, media_type="application/json", headers=headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,7 +48,10 @@ def convert_int8(model: keras.Model, representative: np.ndarray, num_samples: in
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the whole saved-model signature
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # the converter prints the saved-model signature, and warns about input statistics that the
+        # representative dataset provides
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         return bytes(converter.convert())
 
 

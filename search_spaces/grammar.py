@@ -18,6 +18,7 @@ token, where it stood and what was expected; `decode(encode(x)) == x` for every 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from search_spaces.arch import ACTIVATIONS, ArchSpec, Block, Head
 from search_spaces.errors import ArchError
@@ -157,5 +158,8 @@ def _match(token: str, patterns: dict[str, str], flags: tuple[str, ...]) -> tupl
 
 
 def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    """The shortest text that reads back as `value`, never in exponent notation: its '-' would split the stage."""
+    if float(value).is_integer():
+        return str(int(value))
+    return format(Decimal(repr(float(value))), "f")
 

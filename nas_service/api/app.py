@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import threading
 from importlib import metadata, resources
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +29,31 @@ def plotly_js() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"plotly.min.js not found at {path}: reinstall the `plotly` package")
     return path
+
+
+class StaticAsset:
+    """A large immutable file (Plotly's 4.8 MB bundle) read once and gzipped once, not on every request."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._body: bytes | None = None
+        self._gzipped: bytes | None = None
+
+    def _load(self) -> tuple[bytes, bytes]:
+        with self._lock:
+            if self._body is None or self._gzipped is None:
+                self._body = self.path.read_bytes()
+                self._gzipped = gzip.compress(self._body, compresslevel=6)
+            return self._body, self._gzipped
+
+    def response(self, request: Request) -> Response:
+        body, gzipped = self._load()
+        headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(gzipped, media_type="text/javascript", headers=headers)
+        return Response(body, media_type="text/javascript", headers=headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,12 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def prometheus_metrics() -> Response:
         return metrics.response()
 
-    plotly_path = plotly_js()
+    plotly = StaticAsset(plotly_js())
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
-    def plotly_bundle() -> FileResponse:
-        return FileResponse(plotly_path, media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=86400"})
+    def plotly_bundle(request: Request) -> Response:
+        return plotly.response(request)
 
     app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="static")
 

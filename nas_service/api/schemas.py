@@ -36,6 +36,9 @@ class SpaceOut(Out):
 
 class DeviceOut(Out):
     name: str
+    kind: str
+    description: str
+    profile_version: str
 
 
 T = TypeVar("T")

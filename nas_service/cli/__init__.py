@@ -9,6 +9,7 @@ import typer
 from nas_service.cli.arch import arch_app
 from nas_service.cli.errors import run_cli
 from nas_service.cli.latency import latency_app
+from nas_service.cli.serve import serve
 from nas_service.cli.spaces import spaces_app
 from nas_service.cli.tokens import tokens_app
 
@@ -16,6 +17,7 @@ app = typer.Typer(help="Hardware-aware neural architecture search for edge accel
                   pretty_exceptions_enable=False)
 app.add_typer(arch_app, name="arch")
 app.add_typer(latency_app, name="latency")
+app.command("serve")(serve)
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(tokens_app, name="tokens")
 

@@ -6,7 +6,7 @@ API the same immediate error naming the field and the allowed values.
 
 from __future__ import annotations
 
-from nas_service.controller.latency import device_names
+from latency_models import profile_names
 from nas_service.spec import JobSpec, SpecError
 from search_spaces import space_names
 
@@ -17,7 +17,7 @@ def check_names(spec: JobSpec) -> None:
     if spec.space not in spaces:
         raise SpecError(f"invalid job spec: space: unknown search space {spec.space!r}: expected one of "
                         f"{', '.join(spaces)}")
-    devices = device_names()
+    devices = profile_names()
     if spec.device not in devices:
         raise SpecError(f"invalid job spec: device: unknown device {spec.device!r}: expected one of "
                         f"{', '.join(devices)}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+import latency_models
 from nas_service.api.deps import User
 from nas_service.api.schemas import DeviceOut, Page, SpaceOut
-from nas_service.controller import latency
 from search_spaces import load_space, space_names
 
 router = APIRouter(tags=["catalog"])
@@ -22,5 +22,7 @@ def list_spaces(user: User) -> Page[SpaceOut]:
 @router.get("/devices", response_model=Page[DeviceOut])
 def list_devices(user: User) -> Page[DeviceOut]:
     """The device profiles latency can be predicted for."""
-    items = [DeviceOut(name=name) for name in latency.device_names()]
+    profiles = [latency_models.load_profile(name) for name in latency_models.profile_names()]
+    items = [DeviceOut(name=p.name, kind=p.kind, description=p.description, profile_version=p.version)
+             for p in profiles]
     return Page[DeviceOut](items=items, total=len(items))

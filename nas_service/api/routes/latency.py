@@ -1,24 +1,55 @@
-"""Latency prediction for an architecture string or an uploaded `.tflite` file (size-limited)."""
+"""Latency prediction for an architecture string or an uploaded `.tflite` file (size-limited).
+
+Both go through `latency_models.predict`: strings are analysed in pure Python, `.tflite` files are read
+by the LiteRT interpreter. Neither imports TensorFlow.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import tempfile
+from pathlib import Path
+from typing import Annotated
 
+from fastapi import APIRouter, File, Form, UploadFile
+
+import latency_models
 from nas_service.api.deps import User
+from nas_service.api.errors import PayloadTooLargeError
 from nas_service.api.schemas import LatencyOut, LatencyRequest
-from nas_service.cli.arch import resolve_arch
-from nas_service.controller import latency
-from search_spaces import encode
+from search_spaces import decode, encode, reference, reference_names
 
 router = APIRouter(prefix="/latency", tags=["latency"])
 
 MAX_TFLITE_BYTES = 32 * 2**20
 """Largest accepted upload; Edge TPU models are a few MB (the parameter cache is ~8 MB)."""
 
+Device = Annotated[str, Form(max_length=100, description="A device profile name, see /devices.")]
+
 
 @router.post("/predict", response_model=LatencyOut)
 def predict_arch(body: LatencyRequest, user: User) -> LatencyOut:
     """Predicted latency of an architecture string (or reference name) on a device, with its per-layer breakdown."""
-    arch = resolve_arch(body.arch)
-    result = latency.predict_latency(arch, body.device)
-    return LatencyOut.model_validate({**result.detail, "arch": encode(arch)})
+    arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
+    estimate = latency_models.predict(arch, body.device)
+    return LatencyOut.model_validate({**estimate.to_dict(), "arch": encode(arch)})
+
+
+@router.post("/predict-tflite", response_model=LatencyOut, responses={
+    413: {"description": "The upload is over the size limit."},
+    422: {"description": "Not a TFLite model, or an unknown device."}})
+def predict_tflite(
+    user: User,
+    file: Annotated[UploadFile, File(description=f"A .tflite model, at most {MAX_TFLITE_BYTES // 2**20} MiB.")],
+    device: Device = "edgetpu_usb",
+) -> LatencyOut:
+    """Predicted latency of an uploaded TFLite model (read by the LiteRT interpreter, never TensorFlow)."""
+    latency_models.load_profile(device)  # an unknown device fails before the upload is read
+    data = file.file.read(MAX_TFLITE_BYTES + 1)
+    if len(data) > MAX_TFLITE_BYTES:
+        raise PayloadTooLargeError(f"upload {file.filename!r} is over {MAX_TFLITE_BYTES} bytes: "
+                                   "expected a .tflite model of at most that size")
+    with tempfile.TemporaryDirectory(prefix="nas-upload-") as tmp:
+        path = Path(tmp) / "upload.tflite"
+        path.write_bytes(data)
+        estimate = latency_models.predict(path, device)
+    return LatencyOut.model_validate(estimate.to_dict())

@@ -151,19 +151,27 @@ function paretoTraces(p) {
   ];
 }
 
-const paretoLayout = (title) => ({
-  title: { text: title }, margin: { t: 40, r: 10, b: 50, l: 60 }, hovermode: "closest", uirevision: "keep",
-  xaxis: { title: { text: "latency (ms)" } }, legend: { orientation: "h" },
-  yaxis: { title: { text: "accuracy" }, domain: [0.14, 1] },
-  yaxis2: { domain: [0, 0.08], showticklabels: false, zeroline: false, showgrid: false, fixedrange: true,
-    title: { text: "infeasible", font: { size: 10 } } },
-});
+function paretoLayout(title, infeasibleStrip = true) {
+  const layout = {
+    title: { text: title }, margin: { t: 40, r: 10, b: 90, l: 60 }, hovermode: "closest", uirevision: "keep",
+    xaxis: { title: { text: "latency (ms, log scale)" }, type: "log" }, legend: { orientation: "h", y: -0.25 },
+    yaxis: { title: { text: "accuracy" } },
+  };
+  if (infeasibleStrip) {
+    layout.xaxis.anchor = "y2";
+    layout.yaxis.domain = [0.14, 1];
+    layout.yaxis2 = { domain: [0, 0.08], showticklabels: false, zeroline: false, showgrid: false, fixedrange: true,
+      title: { text: "infeasible", font: { size: 10 } } };
+  }
+  return layout;
+}
 
 async function viewJob(jobId) {
   show("view-job");
   state.jobId = jobId;
   const plot = $("#pareto-plot");
   const [job, points] = await Promise.all([getJson(`/jobs/${jobId}`), getJson(`/jobs/${jobId}/points`)]);
+  window.nasTimings = { pointsLoadedMs: performance.now() };
   $("#job-title").textContent = `Job ${job.id}${job.name ? ` — ${job.name}` : ""}`;
   $("#job-status").textContent = `${job.status} · ${job.trials_done}/${job.trials_budget ?? "∞"} trials · ` +
     `${job.spec.space} on ${job.spec.device}` + (job.error ? ` · ${job.error}` : "");
@@ -172,6 +180,7 @@ async function viewJob(jobId) {
   cancel.onclick = async () => { await api(`/jobs/${jobId}/cancel`, { method: "POST" }); route(); };
   await Plotly.react(plot, paretoTraces(points), paretoLayout(`accuracy vs latency · ${points.trial.length} trials`),
     { responsive: true, displaylogo: false });
+  window.nasTimings.plotRenderedMs = performance.now();
   plot.dataset.points = String(points.trial.length);
   plot.dataset.rendered = "1";
   if (!plot.dataset.bound) {
@@ -248,7 +257,7 @@ async function viewCompare(ids) {
     x: f.items.map((m) => m.latency_ms), y: f.items.map((m) => m.accuracy), text: f.items.map((m) => m.arch),
     hovertemplate: "%{x:.3f} ms · %{y:.4f}<br>%{text}<extra>job " + ids[k] + "</extra>",
   }));
-  await Plotly.react($("#compare-plot"), traces, paretoLayout("Pareto fronts"), { responsive: true, displaylogo: false });
+  await Plotly.react($("#compare-plot"), traces, paretoLayout("Pareto fronts", false), { responsive: true, displaylogo: false });
 }
 
 // ---------- router ----------

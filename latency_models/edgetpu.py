@@ -71,6 +71,14 @@ def total_ms(table: LayerTable, profile: DeviceProfile) -> float:
 
 
 def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
+    key = f"edgetpu:{profile.version}"
+    if key not in table.memo:
+        table.memo[key] = _estimate(table, profile)
+    result: LatencyEstimate = table.memo[key]
+    return result
+
+
+def _estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
     times, memory_bound, streamed, first_cpu = layer_times(table, profile)
     c = profile.constants
     io_ms = c["overhead_ms"] + c["ms_per_mb_link"] * table.input_bytes * 1e-6

@@ -8,7 +8,8 @@ sigmoid, ...) fused into a layer cost as many elementwise passes over its output
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,8 @@ class LayerTable:
     input_bytes: int
     activations: tuple[str | None, ...]
     kernels: np.ndarray
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Per-profile results of the device models, so a table is priced once per profile."""
 
     @property
     def unmodeled(self) -> tuple[str, ...]:

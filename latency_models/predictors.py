@@ -8,8 +8,8 @@ predictions of search candidates stay cheap.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,10 +42,23 @@ register_kind("edgetpu", edgetpu)
 register_kind("cpu", cpu)
 
 
-@lru_cache(maxsize=65536)
+_TABLES: dict[int, LayerTable] = {}
+
+
 def arch_table(arch: ArchSpec) -> LayerTable:
-    """The layer table of an architecture, computed once per distinct `ArchSpec`."""
-    return layer_table(analyze(arch).layers)
+    """The layer table of an architecture object, computed once while the object lives.
+
+    Keyed by identity: hashing a deep frozen `ArchSpec` costs more than pricing it.
+    """
+    table = _TABLES.get(id(arch))
+    if table is None:
+        table = _TABLES[id(arch)] = layer_table(analyze(arch).layers)
+        weakref.finalize(arch, _TABLES.pop, id(arch), None)
+    return table
+
+
+def clear_cache() -> None:
+    _TABLES.clear()
 
 
 def read_layers(model: Any) -> tuple[Layer, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ class DeviceProfile:
     fixed: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def version(self) -> str:
         """`<name>@<12 hex digits>` of the constants and facts that change predictions."""
         body = json.dumps({"kind": self.kind, "constants": self.constants, "fixed": self.fixed}, sort_keys=True)

@@ -1,0 +1,119 @@
+"""Latency models without TensorFlow: front door, Edge TPU structure, calibration, bad inputs, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from latency_models import ModelFileError, UnknownDeviceError, load_profile, predict, predict_total_ms
+from latency_models.calibration import fit_edgetpu
+from latency_models.edgetpu import estimate
+from latency_models.features import layer_table
+from nas_service.cli import app
+from search_spaces import reference
+from search_spaces.analysis import Layer
+
+CALIBRATION_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "edgetpu_calibration.csv"
+needs_csv = pytest.mark.skipif(not CALIBRATION_CSV.is_file(), reason=f"{CALIBRATION_CSV} not present")
+
+
+def test_import_does_not_load_tensorflow() -> None:
+    assert "tensorflow" not in sys.modules or pytest.skip("another test imported TensorFlow first")
+    predict("mobilenet_v2")
+    assert "tensorflow" not in sys.modules
+
+
+def test_estimate_carries_breakdown_and_version() -> None:
+    est = predict(reference("mobilenet_v2"), device="edgetpu_usb")
+    assert est.total_ms == pytest.approx(sum(layer.ms for layer in est.layers))
+    assert est.profile_version == load_profile("edgetpu_usb").version
+    assert est.streamed_param_bytes == 0 and est.cpu_fallback_ops == () and est.unmodeled_ops == ()
+    assert predict_total_ms([reference("mobilenet_v2")])[0] == pytest.approx(est.total_ms)
+
+
+def test_hard_swish_falls_back_to_cpu_from_its_op_on() -> None:
+    est = predict("mobilenet_v3_large", device="edgetpu_usb")
+    assert est.cpu_fallback_ops[0] == "hard_swish"
+    assert any(layer.bound == "cpu" for layer in est.layers)
+    assert est.total_ms > predict("mobilenet_v2").total_ms
+
+
+def test_parameters_beyond_the_cache_are_streamed() -> None:
+    small = predict(reference("mobilenet_v2"))
+    wide = predict(reference("mobilenet_v2", width=2.0))
+    assert small.streamed_param_bytes == 0
+    assert wide.on_chip_param_bytes <= load_profile("edgetpu_usb").fixed["cache_bytes"]
+    assert wide.total_ms > small.total_ms
+
+
+def test_unmodeled_op_is_reported_not_free() -> None:
+    layers = (
+              Layer("x", "conv2d", (8, 8, 8), (8, 8, 8), kernel=3, weights=576, macs=36864),
+              Layer("odd", "fancy_op", (8, 8, 8), (8, 8, 8)))
+    est = estimate(layer_table(layers), load_profile("edgetpu_usb"))
+    assert est.unmodeled_ops == ("fancy_op (odd)",)
+
+
+def test_unknown_device_names_the_known_ones() -> None:
+    with pytest.raises(UnknownDeviceError, match="edgetpu_usb"):
+        predict("mobilenet_v2", device="tpu9")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage that is not a flatbuffer", b"\x00" * 64])
+def test_corrupt_tflite_gives_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match="bad.tflite"):
+        predict(path)
+
+
+def test_missing_and_unknown_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="not found"):
+        predict(tmp_path / "nope.tflite")
+    other = tmp_path / "model.onnx"
+    other.write_bytes(b"x")
+    with pytest.raises(ModelFileError, match=r"\.tflite or \.keras"):
+        predict(other)
+
+
+@needs_csv
+def test_calibration_is_reproducible_and_made_the_shipped_profiles(tmp_path: Path) -> None:
+    for device in ("edgetpu_usb", "edgetpu_devboard"):
+        shipped = load_profile(device)
+        first, validation = fit_edgetpu(CALIBRATION_CSV, device, shipped.fixed, shipped.description)
+        second, _ = fit_edgetpu(CALIBRATION_CSV, device, shipped.fixed, shipped.description)
+        assert first.constants == second.constants == shipped.constants
+        assert first.version == shipped.version
+        assert validation.loo_spearman >= 0.9
+
+
+@needs_csv
+def test_cli_calibrate_validate_predict(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "usb.json"
+    result = runner.invoke(app, ["latency", "calibrate", str(CALIBRATION_CSV), "--device", "edgetpu_usb",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["constants"] == load_profile("edgetpu_usb").constants
+    result = runner.invoke(app, ["latency", "validate", str(CALIBRATION_CSV), "--device", "edgetpu_devboard"])
+    assert result.exit_code == 0 and "leave-one-out MAPE" in result.output
+    result = runner.invoke(app, ["latency", "predict", "mobilenet_v2", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["total_ms"] > 0
+    assert runner.invoke(app, ["latency", "devices"]).exit_code == 0
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"nope")
+    nas = shutil.which("nas", path=str(Path(sys.executable).parent))
+    assert nas is not None
+    import subprocess
+
+    result = subprocess.run([nas, "latency", "predict", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "not a TFLite model" in result.stderr

@@ -1,0 +1,92 @@
+"""The three readers agree on one layer IR (ArchSpec, Keras build, int8 TFLite), and Keras applications read."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from latency_models import UnmodeledOpError, predict, read_layers
+from latency_models.networks import build_layers, network_layers
+from search_spaces import analyze, reference
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+def _totals(layers: Any) -> tuple[int, int]:
+    return sum(la.macs for la in layers), sum(la.folded_params for la in layers)
+
+
+@pytest.fixture(scope="module")
+def candidate() -> Any:
+    return reference("mobilenet_v3_small", num_classes=10, resolution=96)
+
+
+@pytest.fixture(scope="module")
+def keras_model(candidate: Any) -> Any:
+    from search_spaces.keras_builder import build_keras
+
+    return build_keras(candidate)
+
+
+@pytest.fixture(scope="module")
+def tflite_path(keras_model: Any, candidate: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from nas_service.trainer.tflite_export import convert_int8
+
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
+    path = tmp_path_factory.mktemp("tflite") / "candidate.tflite"
+    path.write_bytes(convert_int8(keras_model, images, num_samples=2))
+    return path
+
+
+def test_arch_keras_and_tflite_agree_within_one_percent(candidate: Any, keras_model: Any, tflite_path: Path) -> None:
+    macs, params = _totals(analyze(candidate).layers)
+    for layers in (read_layers(keras_model), read_layers(tflite_path)):
+        other_macs, other_params = _totals(layers)
+        assert other_macs == pytest.approx(macs, rel=0.01)
+        assert other_params == pytest.approx(params, rel=0.01)
+
+
+def test_tflite_estimate_is_close_to_the_arch_estimate(candidate: Any, tflite_path: Path) -> None:
+    from_arch, from_file = predict(candidate), predict(tflite_path)
+    assert from_file.unmodeled_ops == ()
+    assert from_file.total_ms == pytest.approx(from_arch.total_ms, rel=0.25)
+
+
+@pytest.mark.parametrize(("name", "size"), [("MobileNet", 64), ("MobileNetV2", 64), ("MobileNetV3Large", 64),
+                                            ("ResNet50", 64), ("ResNet50V2", 64), ("DenseNet121", 64),
+                                            ("InceptionV3", 75), ("InceptionResNetV2", 75), ("VGG16", 32),
+                                            ("EfficientNetB0", 64)])
+def test_keras_applications_read_without_unmodeled_ops(name: str, size: int) -> None:
+    import keras
+
+    model = getattr(keras.applications, name)(input_shape=(size, size, 3), weights=None)
+    layers = read_layers(model)
+    conv_weights = sum(int(np.prod(w.shape)) for layer in model.layers for w in layer.weights
+                       if "kernel" in w.path)
+    assert sum(la.weights for la in layers) == conv_weights
+    assert predict(model, strict=True).total_ms > 0
+    keras.backend.clear_session()
+
+
+def test_network_cache_matches_a_fresh_build() -> None:
+    ref = "keras.applications.MobileNetV2"
+    def unnamed(layers: Any) -> list[Any]:  # Keras numbers auto-named layers per session
+        return [dataclasses.replace(la, name="") for la in layers]
+
+    assert unnamed(network_layers(ref, 224, 1.0)) == unnamed(build_layers(ref, 224, 1.0))
+
+
+def test_strict_mode_names_the_unmodeled_op() -> None:
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3)(inputs)
+    x = keras.layers.LayerNormalization(name="odd_norm")(x)
+    model = keras.Model(inputs, x)
+    assert any("odd_norm" in op for op in predict(model).unmodeled_ops)
+    with pytest.raises(UnmodeledOpError, match="odd_norm"):
+        predict(model, strict=True)

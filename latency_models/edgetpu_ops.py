@@ -38,7 +38,8 @@ INTEGER_OPERANDS = frozenset({"int32"})
 
 @dataclass(frozen=True)
 class OpDetails:
-    """One op in execution order: its type, and the dtypes and shapes of its tensors (-1: dynamic)."""
+    """One op in execution order: its type, the dtypes of all its tensors (weights included), and the
+    shapes of its activation tensors, data inputs and outputs, not weights (-1 marks a dynamic size)."""
 
     op: str
     dtypes: tuple[str, ...] = ()

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
@@ -17,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from nas_service.api.cache import ResultsCache
 from nas_service.config import Settings
 from nas_service.services import tokens
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "Missing, invalid or revoked bearer token."}}
 
 TOKEN_CACHE_SECONDS = 10.0
 """How long a resolved token is trusted without asking the database again (a revocation takes at most this)."""

@@ -41,7 +41,12 @@ def status_for(exc: Exception) -> int:
 
 
 async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+    """4xx with `{"detail": message}`; a 422 takes FastAPI's validation shape, so every 422 reads the same."""
+    code = status_for(exc)
+    if code == 422:
+        loc = ["body", *getattr(exc, "loc", ())]
+        return JSONResponse({"detail": [{"type": "value_error", "loc": loc, "msg": str(exc)}]}, status_code=422)
+    return JSONResponse({"detail": str(exc)}, status_code=code)
 
 
 def install(app: FastAPI) -> None:

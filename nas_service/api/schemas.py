@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nas_service.spec import JobSpec
 
 
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+"""SQLite hands back naive datetimes for timezone-aware columns (stored in UTC): answer RFC 3339 with the zone."""
+
+
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit integers in every database; a larger one is a 422, not an overflow."""
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"model": ErrorOut, "description": "The body is not valid JSON."}}
 
 
 class Health(Out):
@@ -87,9 +106,9 @@ class JobOut(Out):
     trials_budget: int | None
     trials_done: int
     front_size: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     error: str | None
 
 

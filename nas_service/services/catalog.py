@@ -11,13 +11,17 @@ from nas_service.spec import JobSpec, SpecError
 from search_spaces import space_names
 
 
+class UnknownNameError(SpecError):
+    """A spec field naming something not registered; `loc` is the field's path in the spec."""
+
+    def __init__(self, field: str, what: str, value: str, known: list[str]) -> None:
+        super().__init__(f"invalid job spec: {field}: unknown {what} {value!r}: expected one of {', '.join(known)}")
+        self.loc = (field,)
+
+
 def check_names(spec: JobSpec) -> None:
-    """Raise `SpecError` when `spec.space` or `spec.device` is not registered."""
-    spaces = space_names()
-    if spec.space not in spaces:
-        raise SpecError(f"invalid job spec: space: unknown search space {spec.space!r}: expected one of "
-                        f"{', '.join(spaces)}")
-    devices = profile_names()
-    if spec.device not in devices:
-        raise SpecError(f"invalid job spec: device: unknown device {spec.device!r}: expected one of "
-                        f"{', '.join(devices)}")
+    """Raise `UnknownNameError` when `spec.space` or `spec.device` is not registered."""
+    if spec.space not in (spaces := space_names()):
+        raise UnknownNameError("space", "search space", spec.space, spaces)
+    if spec.device not in (devices := profile_names()):
+        raise UnknownNameError("device", "device", spec.device, devices)

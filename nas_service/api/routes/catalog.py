@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 import latency_models
-from nas_service.api.deps import User
+from nas_service.api.deps import AUTH_RESPONSES, User
 from nas_service.api.schemas import DeviceOut, Page, SpaceOut
 from search_spaces import load_space, space_names
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], responses=AUTH_RESPONSES)
 
 
 @router.get("/spaces", response_model=Page[SpaceOut])

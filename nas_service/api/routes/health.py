@@ -7,7 +7,7 @@ from importlib import metadata
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException
 
-from nas_service.api.deps import Ctx, User
+from nas_service.api.deps import AUTH_RESPONSES, Ctx, User
 from nas_service.api.schemas import Health, Me
 
 router = APIRouter(tags=["service"])
@@ -24,7 +24,7 @@ def health(ctx: Ctx) -> Health:
     return Health(status="ok", version=metadata.version("nas-service"), database=ctx.engine.dialect.name)
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=AUTH_RESPONSES)
 def me(user: User) -> Me:
     """The user owning the bearer token."""
     return Me(user=user)

@@ -5,26 +5,39 @@ A job owned by another user answers 404, exactly like a job that does not exist.
 
 from __future__ import annotations
 
-from pathlib import Path
+import pathlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from nas_service.api.deps import Ctx, DbSession, User
-from nas_service.api.schemas import CandidateOut, FrontPointOut, JobOut, Page, TrialOut, TrialPointsOut
+from nas_service.api.deps import AUTH_RESPONSES, Ctx, DbSession, User
+from nas_service.api.schemas import (
+    BAD_BODY,
+    MAX_ID,
+    CandidateOut,
+    ErrorOut,
+    FrontPointOut,
+    JobOut,
+    Page,
+    TrialOut,
+    TrialPointsOut,
+)
 from nas_service.services import jobs as service
 from nas_service.services.plot import trial_points
 from nas_service.services.views import CandidateView, FrontPoint
 from nas_service.spec import JobSpec
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
 
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such job or candidate for this user."}}
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="A job id.")]
+CandidateId = Annotated[int, Path(ge=1, le=MAX_ID, description="A candidate id within the job.")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such job or candidate "
+                                                    "for this user."}}
 
 
 def _front_point(point: FrontPoint) -> FrontPointOut:
@@ -40,7 +53,7 @@ def _candidate(view: CandidateView, layers: bool) -> CandidateOut:
     return CandidateOut.model_validate(data)
 
 
-@router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED, responses=BAD_BODY)
 def create_job(spec: JobSpec, user: User, session: DbSession) -> JobOut:
     """Queue a search job (the same spec as `nas search`); a worker runs it."""
     return JobOut.model_validate(service.create_job(session, spec, owner=user))
@@ -56,19 +69,19 @@ def list_jobs(user: User, session: DbSession, offset: Offset = 0, limit: Limit =
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
-def get_job(job_id: int, user: User, session: DbSession) -> JobOut:
+def get_job(job_id: JobId, user: User, session: DbSession) -> JobOut:
     return JobOut.model_validate(service.get_job(session, job_id, owner=user))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut,
-             responses={**NOT_FOUND, 409: {"description": "The job already ended."}})
-def cancel_job(job_id: int, user: User, session: DbSession) -> JobOut:
+             responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "The job already ended."}})
+def cancel_job(job_id: JobId, user: User, session: DbSession) -> JobOut:
     """Stop a queued or running job: no new trials start; finished trials are kept."""
     return JobOut.model_validate(service.cancel_job(session, job_id, owner=user))
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialOut], responses=NOT_FOUND)
-async def list_trials(job_id: int, user: User, ctx: Ctx, request: Request, offset: Offset = 0, limit: Limit = 100,
+async def list_trials(job_id: JobId, user: User, ctx: Ctx, request: Request, offset: Offset = 0, limit: Limit = 100,
                       sort: service.TrialSort = "number", order: Literal["asc", "desc"] = "asc") -> Response:
     """One page of the job's trials, sorted by `sort` (trials without that value last)."""
 
@@ -83,7 +96,7 @@ async def list_trials(job_id: int, user: User, ctx: Ctx, request: Request, offse
 
 
 @router.get("/{job_id}/points", response_model=TrialPointsOut, responses=NOT_FOUND)
-async def get_points(job_id: int, user: User, ctx: Ctx, request: Request) -> Response:
+async def get_points(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Response:
     """Every scored trial as parallel columns: the compact payload behind the dashboard's plot."""
 
     def produce(session: Session) -> TrialPointsOut:
@@ -93,7 +106,7 @@ async def get_points(job_id: int, user: User, ctx: Ctx, request: Request) -> Res
 
 
 @router.get("/{job_id}/front", response_model=Page[FrontPointOut], responses=NOT_FOUND)
-async def get_front(job_id: int, user: User, ctx: Ctx, request: Request) -> Response:
+async def get_front(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Response:
     """The job's Pareto front (accuracy vs latency), fastest first."""
 
     def produce(session: Session) -> Page[FrontPointOut]:
@@ -104,7 +117,7 @@ async def get_front(job_id: int, user: User, ctx: Ctx, request: Request) -> Resp
 
 
 @router.get("/{job_id}/front/best", response_model=FrontPointOut | None, responses=NOT_FOUND)
-async def best_under(job_id: int, user: User, ctx: Ctx, request: Request,
+async def best_under(job_id: JobId, user: User, ctx: Ctx, request: Request,
                      max_latency_ms: Annotated[float, Query(gt=0, le=1e9, description="Latency limit T in ms.")]
                      ) -> Response:
     """The most accurate front member no slower than `max_latency_ms`; null when every member is slower."""
@@ -118,7 +131,7 @@ async def best_under(job_id: int, user: User, ctx: Ctx, request: Request,
 
 
 @router.get("/{job_id}/front/knee", response_model=FrontPointOut | None, responses=NOT_FOUND)
-async def knee(job_id: int, user: User, ctx: Ctx, request: Request) -> Response:
+async def knee(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Response:
     """The knee of the front (best trade-off); null while the front is empty."""
 
     def produce(session: Session) -> FrontPointOut | None:
@@ -129,7 +142,7 @@ async def knee(job_id: int, user: User, ctx: Ctx, request: Request) -> Response:
 
 
 @router.get("/{job_id}/candidates/{candidate_id}", response_model=CandidateOut, responses=NOT_FOUND)
-def get_candidate(job_id: int, candidate_id: int, user: User, session: DbSession,
+def get_candidate(job_id: JobId, candidate_id: CandidateId, user: User, session: DbSession,
                   layers: Annotated[bool, Query(description="Include the layer table and latency breakdown.")] = True
                   ) -> CandidateOut:
     """One candidate: its analysis, latency breakdown, accuracies and training curve."""
@@ -139,10 +152,10 @@ def get_candidate(job_id: int, candidate_id: int, user: User, session: DbSession
 @router.get("/{job_id}/candidates/{candidate_id}/tflite", response_class=FileResponse,
             responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}},
                                           "description": "The candidate's int8 TFLite file."}})
-def download_tflite(job_id: int, candidate_id: int, user: User, session: DbSession, ctx: Ctx) -> FileResponse:
+def download_tflite(job_id: JobId, candidate_id: CandidateId, user: User, session: DbSession, ctx: Ctx) -> FileResponse:
     """The candidate's int8 TFLite model."""
     view = service.get_candidate(session, job_id, candidate_id, owner=user)
-    path = Path(view.tflite_path) if view.tflite_path else None
+    path = pathlib.Path(view.tflite_path) if view.tflite_path else None
     if path is not None and not path.is_absolute():
         path = ctx.settings.artifacts_dir / path
     if path is None or not path.is_file():

@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 import latency_models
-from nas_service.api.deps import User
+from nas_service.api.deps import AUTH_RESPONSES, User
 from nas_service.api.errors import PayloadTooLargeError
-from nas_service.api.schemas import LatencyOut, LatencyRequest
+from nas_service.api.schemas import BAD_BODY, ErrorOut, LatencyOut, LatencyRequest
 from search_spaces import decode, encode, reference, reference_names
 
-router = APIRouter(prefix="/latency", tags=["latency"])
+router = APIRouter(prefix="/latency", tags=["latency"], responses=AUTH_RESPONSES)
 
 MAX_TFLITE_BYTES = 32 * 2**20
 """Largest accepted upload; Edge TPU models are a few MB (the parameter cache is ~8 MB)."""
@@ -26,7 +26,7 @@ MAX_TFLITE_BYTES = 32 * 2**20
 Device = Annotated[str, Form(max_length=100, description="A device profile name, see /devices.")]
 
 
-@router.post("/predict", response_model=LatencyOut)
+@router.post("/predict", response_model=LatencyOut, responses=BAD_BODY)
 def predict_arch(body: LatencyRequest, user: User) -> LatencyOut:
     """Predicted latency of an architecture string (or reference name) on a device, with its per-layer breakdown."""
     arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
@@ -35,7 +35,7 @@ def predict_arch(body: LatencyRequest, user: User) -> LatencyOut:
 
 
 @router.post("/predict-tflite", response_model=LatencyOut, responses={
-    413: {"description": "The upload is over the size limit."},
+    413: {"model": ErrorOut, "description": "The upload is over the size limit."},
     422: {"description": "Not a TFLite model, or an unknown device."}})
 def predict_tflite(
     user: User,

@@ -73,6 +73,9 @@ class Training(_Strict):
     epochs: int = Field(default=3, ge=1, le=500)
     batch_size: int = Field(default=64, ge=1, le=4096)
     early_stopping: bool = Field(default=True, description="Stop training a candidate that cannot reach the front.")
+    simulate_seconds: float = Field(default=0.0, ge=0, le=3600, description=(
+        "With scorer `estimate`: seconds each candidate pretends to train, spread over its epochs, "
+        "to rehearse worker fleets and live dashboards."))
     export_int8: bool = Field(default=True, description="Export and evaluate each trained candidate as int8 TFLite.")
 
 
@@ -82,6 +85,8 @@ class JobSpec(_Strict):
     space: str = "edgetpu"
     dataset: str = "digits"
     device: str = "edgetpu_usb"
+    resolution: int | None = Field(default=32, ge=16, le=1024,
+                                   description="Fixed input resolution; null searches the space's resolutions.")
     objectives: tuple[Objective, ...] = ("accuracy", "latency_ms")
     constraints: Constraints = Constraints()
     mode: Literal["pareto", "target"] = "pareto"

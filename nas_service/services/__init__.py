@@ -1,0 +1,1 @@
+"""Service functions: the one implementation behind each CLI command and API route."""

@@ -1,0 +1,136 @@
+"""Jobs, their trials and their Pareto fronts: the functions behind `nas jobs`/`nas pareto` and `/api/v1/jobs`.
+
+`owner` is the caller's user name when the caller is a user (the API); a job owned by someone
+else is reported as not found. `None` (the CLI, an administrator) sees every job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nas_service.controller import pareto
+from nas_service.db.models import Candidate, Job, Trial
+from nas_service.services.catalog import check_names
+from nas_service.services.views import CandidateView, FrontPoint, JobView, Page, TrialView
+from nas_service.spec import JobSpec
+
+TRIAL_SORT_KEYS = ("number", "accuracy", "latency_ms", "params", "model_bytes", "reward", "state")
+TrialSort = Literal["number", "accuracy", "latency_ms", "params", "model_bytes", "reward", "state"]
+
+
+class NotFoundError(LookupError):
+    """A job or candidate that does not exist (or belongs to another user)."""
+
+
+class JobStateError(ValueError):
+    """An action that the job's current status does not allow."""
+
+
+def create_job(session: Session, spec: JobSpec, *, owner: str | None = None) -> JobView:
+    """Queue a search job; a worker (or `nas search` in-process) runs it."""
+    check_names(spec)
+    job = Job(name=spec.name, owner=owner, spec=spec.model_dump(mode="json"), status="queued",
+              study_name=f"nas-job-{uuid.uuid4().hex}", trials_budget=spec.budget.trials)
+    session.add(job)
+    session.commit()
+    return JobView.of(job, 0)
+
+
+def _job(session: Session, job_id: int, owner: str | None) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or (owner is not None and job.owner != owner):
+        raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
+    return job
+
+
+def _front_sizes(session: Session, job_ids: list[int]) -> dict[int, int]:
+    rows = session.execute(sa.select(Candidate.job_id, sa.func.count()).where(
+        Candidate.job_id.in_(job_ids), Candidate.on_front.is_(True)).group_by(Candidate.job_id))
+    return {job_id: count for job_id, count in rows}
+
+
+def get_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
+    job = _job(session, job_id, owner)
+    return JobView.of(job, _front_sizes(session, [job.id]).get(job.id, 0))
+
+
+def list_jobs(session: Session, *, owner: str | None = None, status: str | None = None, offset: int = 0,
+              limit: int = 100) -> Page[JobView]:
+    """Jobs, newest first."""
+    query = sa.select(Job)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    if status is not None:
+        query = query.where(Job.status == status)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    jobs = list(session.scalars(query.order_by(Job.id.desc()).offset(offset).limit(limit)))
+    sizes = _front_sizes(session, [j.id for j in jobs])
+    return Page([JobView.of(j, sizes.get(j.id, 0)) for j in jobs], total, offset, limit)
+
+
+def cancel_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
+    """Stop a queued or running job: no new trials start; running ones finish and are kept."""
+    job = _job(session, job_id, owner)
+    if job.status not in ("queued", "running"):
+        raise JobStateError(f"job {job_id} is {job.status}: only queued or running jobs can be cancelled")
+    session.execute(sa.update(Job).where(Job.id == job_id, Job.status.in_(("queued", "running")))
+                    .values(status="cancelled", finished_at=datetime.now(UTC)))
+    session.commit()
+    session.refresh(job)
+    return get_job(session, job_id, owner=owner)
+
+
+def list_trials(session: Session, job_id: int, *, owner: str | None = None, offset: int = 0, limit: int = 100,
+                sort: TrialSort = "number", descending: bool = False) -> Page[TrialView]:
+    """One page of a job's trials, sorted by `sort` (missing values last)."""
+    _job(session, job_id, owner)
+    if sort not in TRIAL_SORT_KEYS:
+        raise ValueError(f"unknown trial sort key {sort!r}: expected one of {', '.join(TRIAL_SORT_KEYS)}")
+    column = getattr(Trial, sort)
+    order = column.desc() if descending else column.asc()
+    base = sa.select(Trial).where(Trial.job_id == job_id)
+    total = session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
+    rows = session.execute(
+        base.add_columns(Candidate).outerjoin(Candidate, Candidate.id == Trial.candidate_id)
+        .order_by(column.is_(None), order, Trial.number).offset(offset).limit(limit))
+    return Page([TrialView.of(t, c) for t, c in rows], total, offset, limit)
+
+
+def get_front(session: Session, job_id: int, *, owner: str | None = None) -> list[FrontPoint]:
+    """The job's Pareto front, fastest first."""
+    _job(session, job_id, owner)
+    rows = session.scalars(sa.select(Candidate).where(Candidate.job_id == job_id, Candidate.on_front.is_(True))
+                           .order_by(Candidate.latency_ms, Candidate.id))
+    return [FrontPoint.of(c) for c in rows]
+
+
+def _points(front: list[FrontPoint]) -> dict[int, FrontPoint]:
+    return {p.candidate_id: p for p in front}
+
+
+def best_under(session: Session, job_id: int, max_latency_ms: float, *, owner: str | None = None) -> FrontPoint | None:
+    """The most accurate front member no slower than `max_latency_ms`, or None if every member is slower."""
+    members = _points(get_front(session, job_id, owner=owner))
+    best = pareto.best_under([pareto.Point(k, (p.accuracy, p.latency_ms)) for k, p in members.items()],
+                             max_latency_ms)
+    return members[int(str(best.key))] if best else None
+
+
+def knee(session: Session, job_id: int, *, owner: str | None = None) -> FrontPoint | None:
+    """The knee of the accuracy/latency front (see `pareto.knee`), or None while the front is empty."""
+    members = _points(get_front(session, job_id, owner=owner))
+    point = pareto.knee([pareto.Point(k, (p.accuracy, p.latency_ms)) for k, p in members.items()])
+    return members[int(str(point.key))] if point else None
+
+
+def get_candidate(session: Session, job_id: int, candidate_id: int, *, owner: str | None = None) -> CandidateView:
+    _job(session, job_id, owner)
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is None or candidate.job_id != job_id:
+        raise NotFoundError(f"candidate {candidate_id} not found in job {job_id}")
+    return CandidateView.of(candidate)

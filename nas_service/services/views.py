@@ -1,0 +1,139 @@
+"""Frozen values handed out by the service functions; ORM rows never leave the service layer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from nas_service.db.models import Candidate, Job, Trial
+from nas_service.spec import JobSpec
+
+T = TypeVar("T")
+
+
+def utc(t: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: int
+    name: str | None
+    owner: str | None
+    status: str
+    spec: JobSpec
+    trials_budget: int | None
+    trials_done: int
+    front_size: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, job: Job, front_size: int) -> JobView:
+        return cls(job.id, job.name, job.owner, job.status, JobSpec.model_validate(job.spec), job.trials_budget,
+                   job.trials_done, front_size, utc(job.created_at) or job.created_at, utc(job.started_at), utc(job.finished_at),
+                   job.error)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["spec"] = self.spec.model_dump(mode="json")
+        for key in ("created_at", "started_at", "finished_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+
+@dataclass(frozen=True)
+class TrialView:
+    number: int
+    state: str
+    arch: str | None
+    candidate_id: int | None
+    accuracy: float | None
+    latency_ms: float | None
+    params: int | None
+    model_bytes: int | None
+    reward: float | None
+    reused: bool
+    on_front: bool
+    worker: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, trial: Trial, candidate: Candidate | None) -> TrialView:
+        return cls(trial.number, trial.state, candidate.arch if candidate else None, trial.candidate_id,
+                   trial.accuracy, trial.latency_ms, trial.params, trial.model_bytes, trial.reward, trial.reused,
+                   bool(candidate and candidate.on_front), trial.worker, trial.error)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrontPoint:
+    """A member of a job's Pareto front."""
+
+    candidate_id: int
+    arch: str
+    accuracy: float
+    latency_ms: float
+    params: int
+    model_bytes: int
+    int8_accuracy: float | None
+    latency_profile: str
+    tflite_path: str | None
+
+    @classmethod
+    def of(cls, c: Candidate) -> FrontPoint:
+        # Front members are always trained, so accuracy is set.
+        return cls(c.id, c.arch, c.accuracy or 0.0, c.latency_ms, c.params, c.model_bytes or c.model_bytes_estimate,
+                   c.int8_accuracy, c.latency_profile, c.tflite_path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    id: int
+    job_id: int
+    arch: str
+    status: str
+    params: int
+    macs: int
+    model_bytes_estimate: int
+    analysis: dict[str, Any]
+    latency_ms: float
+    latency_profile: str
+    latency: dict[str, Any]
+    violations: dict[str, Any]
+    accuracy: float | None
+    int8_accuracy: float | None
+    epochs_trained: int | None
+    stopped_early: bool
+    curve: list[Any]
+    train_seconds: float | None
+    tflite_path: str | None
+    model_bytes: int | None
+    on_front: bool
+
+    @classmethod
+    def of(cls, c: Candidate) -> CandidateView:
+        return cls(c.id, c.job_id, c.arch, c.status, c.params, c.macs, c.model_bytes_estimate, c.analysis,
+                   c.latency_ms, c.latency_profile, c.latency, c.violations, c.accuracy, c.int8_accuracy,
+                   c.epochs_trained, c.stopped_early, c.curve, c.train_seconds, c.tflite_path, c.model_bytes,
+                   c.on_front)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    offset: int
+    limit: int

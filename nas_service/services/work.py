@@ -1,0 +1,342 @@
+"""Running jobs: claiming them, budgeting their trials across workers, and the objective each trial runs.
+
+Several processes may work on one job at once; they share its Optuna study and coordinate through
+the job row: a trial starts only after `reserve_trial` wins a slot with one conditional UPDATE, so
+the trial budget holds however many workers there are. A worker killed mid-trial leaves a running
+trial whose heartbeat goes stale; whichever worker next runs `fail_stale_trials` marks it failed,
+gives its slot back and re-queues its parameters (Optuna's `RetryHeartbeatStaleTrialCallback`).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import optuna
+import sqlalchemy as sa
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas_service.controller import early_stop, pareto
+from nas_service.controller.latency import predict_latency
+from nas_service.controller.rewards import reward
+from nas_service.controller.scoring import Scorer, arch_hash, make_scorer
+from nas_service.controller.study import open_study
+from nas_service.db.models import Candidate, Job, Trial
+from nas_service.services.views import TrialView, utc
+from nas_service.spec import JobSpec
+from search_spaces import Analysis, ArchSpec, analyze, encode, load_space
+
+log = logging.getLogger(__name__)
+MAX_RETRIES = 3
+TrialHook = Callable[[TrialView], None]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def model_bytes_estimate(analysis: Analysis) -> int:
+    """Size of the int8 TFLite file before export: one byte per weight, an int32 bias per output channel
+    (batch-norm folds into it), and a flatbuffer overhead of about 300 bytes per layer plus 2 KB."""
+    weights = sum(layer.weights for layer in analysis.layers)
+    biases = sum(layer.out_channels for layer in analysis.layers if layer.bias or layer.batch_norm)
+    return weights + 4 * biases + 300 * len(analysis.layers) + 2048
+
+
+def num_classes_of(dataset: str, resolution: int | None) -> int:
+    from nas_service.trainer.datasets import load_dataset
+
+    return load_dataset(dataset, resolution or 32).num_classes
+
+
+def claim_job(session: Session, worker: str, *, only: int | None = None) -> int | None:
+    """Pick the oldest queued or running job with trials left to start (then any unfinished one) and mark it
+    running. On PostgreSQL the row is taken `FOR UPDATE SKIP LOCKED`, so concurrent claims never wait on
+    each other; several workers may then share one running job."""
+    free = sa.or_(Job.trials_budget.is_(None), Job.trials_reserved < Job.trials_budget)
+    query = (sa.select(Job).where(Job.status.in_(("queued", "running")))
+             .order_by(sa.case((free, 0), else_=1), Job.id).limit(1).with_for_update(skip_locked=True))
+    if only is not None:
+        query = query.where(Job.id == only)
+    job = session.scalars(query).first()
+    if job is None:
+        session.rollback()
+        return None
+    if job.status == "queued":
+        spec = JobSpec.model_validate(job.spec)
+        start = now()
+        deadline = start + timedelta(seconds=spec.budget.wall_seconds) if spec.budget.wall_seconds else None
+        session.execute(sa.update(Job).where(Job.id == job.id, Job.status == "queued")
+                        .values(status="running", started_at=start, deadline=deadline, worker=worker))
+    session.commit()
+    return job.id
+
+
+def reserve_trial(session: Session, job_id: int) -> bool:
+    """Take one slot of the job's trial budget; False when none is left, time is up or the job stopped."""
+    result = session.execute(
+        sa.update(Job).where(Job.id == job_id, Job.status == "running",
+                             sa.or_(Job.trials_budget.is_(None), Job.trials_reserved < Job.trials_budget),
+                             sa.or_(Job.deadline.is_(None), Job.deadline > now()))
+        .values(trials_reserved=Job.trials_reserved + 1, updated_at=now()))
+    session.commit()
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def stale_hook(sessions: sessionmaker[Session]) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """The heartbeat-stale callback: record the trial as stale, free its slot, re-queue its parameters."""
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+
+    def on_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        with sessions() as session:
+            job_id = session.scalar(sa.select(Job.id).where(Job.study_name == study.study_name))
+            if job_id is not None:
+                session.execute(sa.update(Job).where(Job.id == job_id, Job.trials_reserved > 0)
+                                .values(trials_reserved=Job.trials_reserved - 1, updated_at=now()))
+                session.execute(sa.update(Trial).where(Trial.job_id == job_id, Trial.number == trial.number,
+                                                       Trial.state == "running")
+                                .values(state="stale", finished_at=now(), error="worker lost (heartbeat stale)"))
+                session.commit()
+        retry(study, trial)
+
+    return on_stale
+
+
+def settle_job(session: Session, job_id: int, study: optuna.Study, grace_s: float) -> bool:
+    """When no slot is free: fail stale trials, finish the job if it is done, and report whether it is."""
+    optuna.storages.fail_stale_trials(study)
+    session.expire_all()
+    job = session.get(Job, job_id)
+    if job is None or job.status != "running":
+        return True
+    running = session.scalar(sa.select(sa.func.count()).where(Trial.job_id == job_id, Trial.state == "running")) or 0
+    deadline = utc(job.deadline)
+    out_of_trials = job.trials_budget is not None and job.trials_done >= job.trials_budget
+    out_of_time = deadline is not None and now() >= deadline
+    if (out_of_trials or out_of_time) and running == 0:
+        ok = session.scalar(sa.select(sa.func.count()).where(
+            Trial.job_id == job_id, Trial.state.in_(("complete", "infeasible")))) or 0
+        session.execute(sa.update(Job).where(Job.id == job_id, Job.status == "running").values(
+            status="completed" if ok else "failed", finished_at=now(),
+            error=None if ok else "every trial failed; see the trials' errors"))
+        session.commit()
+        return True
+    idle_since = utc(job.updated_at) or now()
+    if running == 0 and job.trials_reserved > job.trials_done and now() - idle_since > timedelta(seconds=grace_s):
+        # A worker died between taking a slot and starting its trial: give the slot back.
+        session.execute(sa.update(Job).where(Job.id == job_id, Job.trials_reserved == job.trials_reserved)
+                        .values(trials_reserved=job.trials_done, updated_at=now()))
+    session.commit()
+    return False
+
+
+@dataclass
+class RunContext:
+    sessions: sessionmaker[Session]
+    storage: optuna.storages.BaseStorage
+    artifacts_dir: Path
+    worker: str
+    grace_s: float
+    scorer: Scorer | None = None
+    on_trial: TrialHook | None = None
+
+
+def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: False) -> bool:
+    """Run trials of one job in this process until no slot is left; True once the job is finished."""
+    with ctx.sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} not found")
+        spec = JobSpec.model_validate(job.spec)
+        study_name = job.study_name
+    seed = spec.seed if ctx.worker == "local" else spec.seed + zlib.crc32(ctx.worker.encode()) % 100_003
+    study = open_study(ctx.storage, study_name, spec, seed)
+    objective = TrialObjective(ctx, job_id, spec)
+    while not stop():
+        with ctx.sessions() as session:
+            reserved = reserve_trial(session, job_id)
+        if reserved:
+            study.optimize(objective, n_trials=1, catch=(Exception,))
+            continue
+        with ctx.sessions() as session:
+            return settle_job(session, job_id, study, ctx.grace_s)
+    return False
+
+
+class TrialObjective:
+    """One trial: sample, measure latency and size, check constraints, reuse or train, update the front."""
+
+    def __init__(self, ctx: RunContext, job_id: int, spec: JobSpec) -> None:
+        self.ctx, self.job_id, self.spec = ctx, job_id, spec
+        self.space = load_space(spec.space)
+        self.num_classes = num_classes_of(spec.dataset, spec.resolution)
+        self.scorer = ctx.scorer or make_scorer(spec.training.scorer)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        # Set by RetryHeartbeatStaleTrialCallback on the re-queued copy of a lost trial.
+        try:
+            retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+            with self.ctx.sessions() as session:
+                session.add(Trial(job_id=self.job_id, number=trial.number, state="running", worker=self.ctx.worker,
+                                  retry_of=retry_of))
+                session.commit()
+            return self._evaluate(trial)
+        except BaseException as exc:
+            self._finish(trial.number, None, "failed", reused=False, error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _evaluate(self, trial: optuna.Trial) -> tuple[float, ...]:
+        arch = self.space.sample(trial, num_classes=self.num_classes, resolution=self.spec.resolution)
+        trial.set_user_attr("arch", encode(arch))
+        candidate = self._candidate(arch)
+        for name, value in self._constraint_values(candidate).items():
+            trial.set_constraint(name, value)
+        if candidate.status in ("trained", "infeasible"):
+            return self._finish(trial.number, candidate, candidate.status, reused=True)
+        if candidate.violations:
+            with self.ctx.sessions() as session:
+                session.execute(sa.update(Candidate).where(Candidate.id == candidate.id).values(status="infeasible"))
+                session.commit()
+            candidate.status = "infeasible"
+            return self._finish(trial.number, candidate, "infeasible", reused=False)
+        return self._train(trial, candidate, arch)
+
+    def _candidate(self, arch: ArchSpec) -> Candidate:
+        """The job's candidate row for `arch`, created with its analysis and latency if it is new."""
+        text = encode(arch)
+        key = arch_hash(text)
+        with self.ctx.sessions() as session:
+            found = session.scalars(sa.select(Candidate).where(Candidate.job_id == self.job_id,
+                                                               Candidate.arch_hash == key)).first()
+            if found is not None:
+                return found
+            analysis = analyze(arch)
+            latency = predict_latency(arch, self.spec.device)
+            size = model_bytes_estimate(analysis)
+            candidate = Candidate(job_id=self.job_id, arch=text, arch_hash=key, status="pending",
+                                  params=analysis.params, macs=analysis.macs, model_bytes_estimate=size,
+                                  analysis=analysis.to_dict(), latency_ms=latency.total_ms,
+                                  latency_profile=latency.profile_version, latency=latency.detail)
+            candidate.violations = self._violations(candidate)
+            session.add(candidate)
+            try:
+                session.commit()
+            except sa.exc.IntegrityError:  # another worker created it a moment ago
+                session.rollback()
+                return session.scalars(sa.select(Candidate).where(Candidate.job_id == self.job_id,
+                                                                  Candidate.arch_hash == key)).one()
+            return candidate
+
+    def _constraint_values(self, c: Candidate) -> dict[str, float]:
+        """Optuna constraint values (feasible when <= 0), relative to each limit the spec sets."""
+        limits = self.spec.constraints
+        values: dict[str, float] = {}
+        if limits.max_latency_ms is not None:
+            values["latency_ms"] = c.latency_ms / limits.max_latency_ms - 1.0
+        if limits.max_params is not None:
+            values["params"] = c.params / limits.max_params - 1.0
+        if limits.max_model_bytes is not None:
+            values["model_bytes"] = c.model_bytes_estimate / limits.max_model_bytes - 1.0
+        return values
+
+    def _violations(self, c: Candidate) -> dict[str, object]:
+        limits = self.spec.constraints
+        checks = [("latency_ms", c.latency_ms, limits.max_latency_ms), ("params", c.params, limits.max_params),
+                  ("model_bytes", c.model_bytes_estimate, limits.max_model_bytes)]
+        return {name: {"value": value, "limit": limit} for name, value, limit in checks
+                if limit is not None and value > limit}
+
+    def _train(self, trial: optuna.Trial, candidate: Candidate, arch: ArchSpec) -> tuple[float, ...]:
+        with self.ctx.sessions() as session:
+            session.execute(sa.update(Candidate).where(Candidate.id == candidate.id).values(status="training"))
+            session.commit()
+        curve: list[float] = []
+        use_rule = self.spec.training.early_stopping and self.spec.mode == "pareto"
+
+        def keep_going(epoch: int, accuracy: float) -> bool:
+            curve.append(accuracy)
+            if not use_rule:
+                return True
+            return not early_stop.should_stop(curve, self.spec.training.epochs, candidate.latency_ms,
+                                              self._front_2d(), self.num_classes)
+
+        try:
+            score = self.scorer.score(arch, dataset=self.spec.dataset, training=self.spec.training,
+                                      seed=self.spec.seed, keep_going=keep_going,
+                                      artifacts_dir=self.ctx.artifacts_dir / f"job-{self.job_id}")
+        except BaseException:
+            with self.ctx.sessions() as session:
+                session.execute(sa.update(Candidate).where(Candidate.id == candidate.id).values(status="failed"))
+                session.commit()
+            raise
+        values = {"status": "trained", "accuracy": score.accuracy, "int8_accuracy": score.int8_accuracy,
+                  "epochs_trained": score.epochs, "stopped_early": score.stopped_early, "curve": score.curve,
+                  "train_seconds": score.seconds, "tflite_path": score.tflite_path, "model_bytes": score.model_bytes}
+        for key, value in values.items():
+            setattr(candidate, key, value)
+        trial.set_user_attr("stopped_early", score.stopped_early)
+        return self._finish(trial.number, candidate, "complete", reused=False, trained=values)
+
+    def _front_2d(self) -> list[tuple[float, float]]:
+        with self.ctx.sessions() as session:
+            rows = session.execute(sa.select(Candidate.accuracy, Candidate.latency_ms).where(
+                Candidate.job_id == self.job_id, Candidate.on_front.is_(True)))
+            return [(float(a or 0.0), float(lat)) for a, lat in rows]
+
+    def _objectives(self, c: Candidate) -> tuple[float, ...]:
+        acc = float(c.accuracy or 0.0) if c.status == "trained" else 0.0
+        by_name = {"accuracy": acc, "latency_ms": c.latency_ms, "params": float(c.params),
+                   "model_bytes": float(c.model_bytes_estimate)}
+        return tuple(by_name[o] for o in self.spec.objectives)
+
+    def _finish(self, number: int, c: Candidate | None, state: str, *, reused: bool,
+                trained: dict[str, object] | None = None, error: str | None = None) -> tuple[float, ...]:
+        """Record the trial's outcome, the candidate's result and the front in one transaction.
+
+        The transaction starts by bumping the job row, which takes its row lock on PostgreSQL and the
+        write lock on SQLite, so front updates of concurrent workers never interleave."""
+        values = self._objectives(c) if c is not None else ()
+        trial_state = "infeasible" if state == "infeasible" else state if state == "failed" else "complete"
+        with self.ctx.sessions() as session:
+            session.execute(sa.update(Job).where(Job.id == self.job_id)
+                            .values(trials_done=Job.trials_done + 1, updated_at=now()))
+            if trained is not None and c is not None:
+                session.execute(sa.update(Candidate).where(Candidate.id == c.id).values(**trained))
+                if state == "complete" and not c.violations:
+                    self._update_front(session, c, values)
+            fields: dict[str, object] = {"state": trial_state, "finished_at": now(), "reused": reused, "error": error}
+            if c is not None:
+                named = dict(zip(self.spec.objectives, values, strict=True))
+                fields.update(candidate_id=c.id, accuracy=named["accuracy"], latency_ms=c.latency_ms, params=c.params,
+                              model_bytes=c.model_bytes or c.model_bytes_estimate)
+                if self.spec.target is not None:
+                    fields["reward"] = reward(named["accuracy"], c.latency_ms, self.spec.target)
+            session.execute(sa.update(Trial).where(Trial.job_id == self.job_id, Trial.number == number)
+                            .values(**fields))
+            session.commit()
+            if self.ctx.on_trial is not None:
+                row = session.scalars(sa.select(Trial).where(Trial.job_id == self.job_id,
+                                                             Trial.number == number)).one()
+                cand = session.get(Candidate, row.candidate_id) if row.candidate_id else None
+                self.ctx.on_trial(TrialView.of(row, cand))
+        if c is None:
+            return ()
+        if self.spec.mode == "target" and self.spec.target is not None:
+            return (reward(values[0], c.latency_ms, self.spec.target),)
+        return values
+
+    def _update_front(self, session: Session, c: Candidate, values: tuple[float, ...]) -> None:
+        members = session.scalars(sa.select(Candidate).where(Candidate.job_id == self.job_id,
+                                                             Candidate.on_front.is_(True)))
+        front = pareto.Front(pareto.Point(m.id, self._objectives(m)) for m in members)
+        joined, removed = front.add(pareto.Point(c.id, values))
+        if joined:
+            session.execute(sa.update(Candidate).where(Candidate.id == c.id).values(on_front=True))
+            if removed:
+                session.execute(sa.update(Candidate).where(Candidate.id.in_([int(str(p.key)) for p in removed]))
+                                .values(on_front=False))

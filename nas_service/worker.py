@@ -1,0 +1,77 @@
+"""`nas worker`: a process that claims queued jobs and runs their trials, alone or with many others.
+
+Run as many as you like, on as many machines as can reach the PostgreSQL database. SIGTERM or
+Ctrl-C lets the current trial finish and then exits; SIGKILL loses only the trial in flight, which
+another worker re-queues once its heartbeat is stale. A restarted worker resumes unfinished jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from nas_service.config import Settings
+from nas_service.controller.scoring import Scorer
+from nas_service.controller.study import make_storage, quiet_optuna
+from nas_service.db import make_engine, session_factory, upgrade_head
+from nas_service.services.work import RunContext, TrialHook, claim_job, run_job, stale_hook
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Worker:
+    """A worker bound to one database. `run` loops until stopped, or until idle when `exit_when_idle`."""
+
+    settings: Settings
+    name: str = "local"
+    scorer: Scorer | None = None
+    on_trial: TrialHook | None = None
+
+    def __post_init__(self) -> None:
+        quiet_optuna()
+        self.engine = make_engine(self.settings.database_url, busy_timeout_s=self.settings.sqlite_busy_timeout_s)
+        upgrade_head(self.engine)
+        self.sessions = session_factory(self.engine)
+        storage = make_storage(self.settings.database_url, heartbeat_interval_s=self.settings.heartbeat_interval_s,
+                               grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
+                               busy_timeout_s=self.settings.sqlite_busy_timeout_s)
+        self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
+                              self.settings.heartbeat_grace_s, self.scorer, self.on_trial)
+        self.stopping = threading.Event()
+
+    def run(self, *, job_id: int | None = None, exit_when_idle: bool = False,
+            on_idle: Callable[[], None] | None = None) -> None:
+        """Claim and run jobs (only `job_id` if given) until stopped; with `exit_when_idle`, until none is left."""
+        while not self.stopping.is_set():
+            with self.sessions() as session:
+                claimed = claim_job(session, self.name, only=job_id)
+            if claimed is None:
+                if exit_when_idle:
+                    return
+                if on_idle is not None:
+                    on_idle()
+                self.stopping.wait(self.settings.poll_interval_s)
+                continue
+            finished = run_job(self.ctx, claimed, stop=self.stopping.is_set)
+            if not finished:  # others still run its last trials, or a lost one awaits its grace period
+                self.stopping.wait(self.settings.poll_interval_s)
+
+    def stop_on_signals(self) -> None:
+        """SIGTERM/SIGINT: finish the trial in flight, then leave."""
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def close(self) -> None:
+        self.engine.dispose()
+

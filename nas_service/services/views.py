@@ -35,8 +35,8 @@ class JobView:
     @classmethod
     def of(cls, job: Job, front_size: int) -> JobView:
         return cls(job.id, job.name, job.owner, job.status, JobSpec.model_validate(job.spec), job.trials_budget,
-                   job.trials_done, front_size, utc(job.created_at) or job.created_at, utc(job.started_at), utc(job.finished_at),
-                   job.error)
+                   job.trials_done, front_size, utc(job.created_at) or job.created_at, utc(job.started_at),
+                   utc(job.finished_at), job.error)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

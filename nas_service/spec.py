@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -95,6 +95,24 @@ class JobSpec(_Strict):
     budget: Budget = Budget()
     training: Training = Training()
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, value: str) -> str:
+        from search_spaces import space_names
+
+        if value not in space_names():
+            raise ValueError(f"unknown search space {value!r}: expected one of {', '.join(space_names())}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from latency_models import profile_names
+
+        if value not in profile_names():
+            raise ValueError(f"unknown device {value!r}: expected one of {', '.join(profile_names())}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:

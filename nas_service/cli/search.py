@@ -1,0 +1,219 @@
+"""`nas search`, `nas jobs`, `nas pareto`, `nas export JOB --front` and `nas worker`: thin calls into the services."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nas_service.cli.output import make_console
+from nas_service.config import Settings
+from nas_service.services import jobs as service
+from nas_service.services.views import FrontPoint, TrialView
+from nas_service.spec import JobSpec, load_spec_file, parse_spec
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: NAS_DATABASE_URL or sqlite:///nas.db).")]
+
+
+def _settings(db: str | None) -> Settings:
+    return Settings(database_url=db) if db else Settings()
+
+
+def _sessions(settings: Settings) -> Any:
+    from nas_service.db import make_engine, session_factory, upgrade_head
+
+    engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
+    upgrade_head(engine)
+    return session_factory(engine)
+
+
+def front_table(points: list[FrontPoint], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "candidate", "accuracy", "int8 acc", "latency ms", "params", "arch"):
+        table.add_column(col, justify="left" if col == "arch" else "right")
+    for rank, p in enumerate(points, 1):
+        table.add_row(str(rank), str(p.candidate_id), f"{p.accuracy:.4f}",
+                      f"{p.int8_accuracy:.4f}" if p.int8_accuracy is not None else "-", f"{p.latency_ms:.3f}",
+                      f"{p.params:,}", p.arch)
+    return table
+
+
+def _spec_from_flags(spec_file: Path | None, flags: dict[str, Any]) -> JobSpec:
+    """The YAML file's spec (or the defaults), with every given flag written over it."""
+    data: dict[str, Any] = load_spec_file(spec_file).model_dump(mode="json") if spec_file else {}
+    for dotted, value in flags.items():
+        if value is None or value == ():
+            continue
+        *parents, leaf = dotted.split(".")
+        node = data
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[leaf] = list(value) if isinstance(value, tuple) else value
+    if flags.get("target.latency_ms") is not None:
+        data["mode"] = "target"
+    return parse_spec(data, where=f"job spec from {spec_file or 'flags'}")
+
+
+def search(
+    spec_file: Annotated[Path | None, typer.Option("--spec", help="Job spec YAML; flags override its fields.")] = None,
+    space: Annotated[str | None, typer.Option(help="Search space, e.g. edgetpu.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="digits, a folder, a .npz, keras:NAME or tfds:NAME.")] = None,
+    device: Annotated[str | None, typer.Option(help="Device profile, e.g. edgetpu_usb.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Fixed input resolution (default 32).")] = None,
+    trials: Annotated[int | None, typer.Option(help="Trial budget (default 20).")] = None,
+    wall_seconds: Annotated[float | None, typer.Option(help="Wall-time budget in seconds.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs per candidate (default 3).")] = None,
+    scorer: Annotated[str | None, typer.Option(help="train (real training) or estimate (cheap estimator).")] = None,
+    sampler: Annotated[str | None, typer.Option(help="nsga2, tpe or random.")] = None,
+    objective: Annotated[list[str] | None, typer.Option(help="Extra objective to minimise: params, model_bytes.")]
+    = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Hard limit on predicted latency.")] = None,
+    max_params: Annotated[int | None, typer.Option(help="Hard limit on parameters.")] = None,
+    max_model_bytes: Annotated[int | None, typer.Option(help="Hard limit on int8 model size.")] = None,
+    target_ms: Annotated[float | None, typer.Option(help="Latency target T: switches to mode 'target'.")] = None,
+    reward: Annotated[str | None, typer.Option(help="Target reward: mnasnet or tunas.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the sampler and of training.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name to find the job by.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Run a whole search in this process and print its Pareto front."""
+    flags = {"space": space, "dataset": dataset, "device": device, "resolution": resolution,
+             "budget.trials": trials, "budget.wall_seconds": wall_seconds, "training.epochs": epochs,
+             "training.scorer": scorer, "sampler": sampler, "constraints.max_latency_ms": max_latency_ms,
+             "constraints.max_params": max_params, "constraints.max_model_bytes": max_model_bytes,
+             "target.latency_ms": target_ms, "target.reward": reward, "seed": seed, "name": name,
+             "objectives": ("accuracy", "latency_ms", *objective) if objective else None}
+    spec = _spec_from_flags(spec_file, flags)
+    settings = _settings(db)
+    console = make_console()
+    from nas_service.worker import Worker
+
+    sessions = _sessions(settings)
+    with sessions() as session:
+        job = service.create_job(session, spec)
+    console.print(f"job [bold]{job.id}[/]: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "
+                  f"device {spec.device}, scorer {spec.training.scorer}, database {settings.database_url}")
+    progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[front]}"),
+                        console=console, transient=False)
+    front_note = {"text": "front: empty"}
+
+    def on_trial(trial: TrialView) -> None:
+        with sessions() as session:
+            front = service.get_front(session, job.id)
+        if front:
+            best = max(front, key=lambda p: p.accuracy)
+            front_note["text"] = (f"front: {len(front)} pts, fastest {front[0].latency_ms:.3f} ms, "
+                                  f"best {best.accuracy:.3f} @ {best.latency_ms:.3f} ms")
+        progress.update(task, advance=1, front=front_note["text"])
+
+    worker = Worker(settings, name="local", on_trial=on_trial)
+    worker.stop_on_signals()
+    start = time.perf_counter()
+    with progress:
+        task = progress.add_task("search", total=spec.budget.trials, front=front_note["text"])
+        worker.run(job_id=job.id, exit_when_idle=True)
+    worker.close()
+    with sessions() as session:
+        final = service.get_job(session, job.id)
+        front = service.get_front(session, job.id)
+        knee_point = service.knee(session, job.id)
+    console.print(front_table(front, f"Pareto front of job {job.id}: accuracy vs {spec.device} latency "
+                                     f"({final.trials_done} trials, {time.perf_counter() - start:.0f} s, "
+                                     f"{final.status})"))
+    if knee_point:
+        console.print(f"knee: candidate {knee_point.candidate_id}, accuracy {knee_point.accuracy:.4f} at "
+                      f"{knee_point.latency_ms:.3f} ms")
+    db_flag = f" --db {db}" if db else ""
+    console.print("next:")
+    console.print(f"  nas pareto {job.id}{db_flag} --json           # the front as JSON", highlight=False)
+    if spec.training.scorer == "train":
+        console.print(f"  nas export {job.id} --front --out front-{job.id}{db_flag}   # int8 TFLite of every member",
+                      highlight=False)
+    console.print(f"  nas serve{db_flag}                   # dashboard with the live Pareto plot", highlight=False)
+
+
+def jobs_cmd(
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """List search jobs, newest first."""
+    with _sessions(_settings(db))() as session:
+        page = service.list_jobs(session, status=status, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([j.to_dict() for j in page.items], indent=2))
+        return
+    table = Table(title=f"{page.total} jobs", title_justify="left")
+    for col in ("id", "name", "status", "trials", "front", "space", "dataset", "device", "scorer", "created"):
+        table.add_column(col)
+    for j in page.items:
+        table.add_row(str(j.id), j.name or "", j.status, f"{j.trials_done}/{j.trials_budget or '-'}",
+                      str(j.front_size), j.spec.space, j.spec.dataset, j.spec.device, j.spec.training.scorer,
+                      j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    make_console().print(table)
+
+
+def pareto_cmd(
+    job: Annotated[int, typer.Argument(help="Job id (see `nas jobs`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of members: arch, accuracy, latency_ms, ...")]
+    = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Print the Pareto front of JOB, fastest first."""
+    with _sessions(_settings(db))() as session:
+        front = service.get_front(session, job)
+    if as_json:
+        typer.echo(json.dumps([p.to_dict() for p in front], indent=2))
+    elif as_csv:
+        out = io.StringIO()
+        fields = list(FrontPoint.__dataclass_fields__)
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for p in front:
+            writer.writerow(p.to_dict())
+        typer.echo(out.getvalue(), nl=False)
+    else:
+        make_console().print(front_table(front, f"Pareto front of job {job}"))
+
+
+def export_front_cmd(job: int, out: Path, db: str | None) -> None:
+    """`nas export JOB --front --out DIR`: the int8 TFLite of every front member."""
+    from nas_service.services.export import export_front
+
+    with _sessions(_settings(db))() as session:
+        written = export_front(session, job, out)
+    console = make_console()
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"wrote {out / 'front.json'}", highlight=False)
+
+
+def worker_cmd(
+    name: Annotated[str | None, typer.Option(help="Worker name in the trial table (default host:pid).")] = None,
+    exit_when_idle: Annotated[bool, typer.Option(help="Leave when no queued or running job is left.")] = False,
+    job: Annotated[int | None, typer.Option(help="Work only on this job.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Claim queued jobs and run their trials; start as many as you like against one PostgreSQL database."""
+    from nas_service.worker import Worker, default_worker_name
+
+    settings = _settings(db)
+    worker = Worker(settings, name=name or default_worker_name())
+    worker.stop_on_signals()
+    make_console(stderr=True).print(f"worker {worker.name} on {settings.database_url}", highlight=False)
+    try:
+        worker.run(job_id=job, exit_when_idle=exit_when_idle)
+    finally:
+        worker.close()

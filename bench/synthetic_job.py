@@ -79,7 +79,7 @@ def seed_job(session: Session, owner: str, trials: int, *, seed: int = 0, space:
         trial_rows.append({
             "job_id": job.id, "number": number, "candidate_id": ids[text],
             "state": "complete" if feasible else "infeasible",
-            "accuracy": values["accuracy"] if feasible else None, "latency_ms": values["latency_ms"],
+            "accuracy": values["accuracy"] if feasible else 0.0, "latency_ms": values["latency_ms"],  # as Optuna saw it
             "params": values["params"], "model_bytes": values["model_bytes_estimate"], "reused": text in seen,
             "worker": "synthetic", "started_at": now, "finished_at": now})
         seen.add(text)

@@ -20,6 +20,8 @@ from nas_service.config import Settings
 from nas_service.db.engine import make_engine, session_factory
 
 API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 2**20
+"""Request bodies are job specs and architecture strings; only the .tflite upload route allows more."""
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard" / "static"
 
 
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.ctx = AppContext(settings=settings, engine=engine, sessions=session_factory(engine))
     errors.install(app)

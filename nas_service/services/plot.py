@@ -17,7 +17,8 @@ from nas_service.services.jobs import NotFoundError, get_job
 
 @dataclass(frozen=True)
 class TrialPoints:
-    """Trials that have a latency, in trial order. `accuracy` is None for trials never trained (infeasible)."""
+    """Finished trials (complete or infeasible), in trial order. `accuracy` is None for infeasible ones: they are
+    never trained (their trial row holds 0, the value Optuna was given, not a measurement)."""
 
     job_id: int
     status: str
@@ -37,13 +38,13 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
         sa.select(Trial.number, Trial.candidate_id, Trial.accuracy, Trial.latency_ms, Trial.state,
                   Candidate.on_front)
         .outerjoin(Candidate, Candidate.id == Trial.candidate_id)
-        .where(Trial.job_id == job_id, Trial.latency_ms.is_not(None))
+        .where(Trial.job_id == job_id, Trial.state.in_(("complete", "infeasible")), Trial.latency_ms.is_not(None))
         .order_by(Trial.number)).all()
     return TrialPoints(
         job_id=job.id, status=job.status, trials_done=job.trials_done,
         trial=[r[0] for r in rows],
         candidate=[r[1] for r in rows],
-        accuracy=[None if r[2] is None else round(r[2], 5) for r in rows],
+        accuracy=[None if r[2] is None or r[4] == "infeasible" else round(r[2], 5) for r in rows],
         latency_ms=[round(r[3] or 0.0, 4) for r in rows],  # NULLs filtered above
         feasible=[r[4] != "infeasible" for r in rows],
         front=[bool(r[5]) for r in rows],

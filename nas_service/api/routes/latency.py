@@ -22,6 +22,8 @@ router = APIRouter(prefix="/latency", tags=["latency"], responses=AUTH_RESPONSES
 
 MAX_TFLITE_BYTES = 32 * 2**20
 """Largest accepted upload; Edge TPU models are a few MB (the parameter cache is ~8 MB)."""
+MULTIPART_SLACK = 64 * 1024
+"""Room for multipart headers and the device field: a larger body is refused before it is read."""
 
 Device = Annotated[str, Form(max_length=100, description="A device profile name, see /devices.")]
 
@@ -34,7 +36,7 @@ def predict_arch(body: LatencyRequest, user: User) -> LatencyOut:
     return LatencyOut.model_validate({**estimate.to_dict(), "arch": encode(arch)})
 
 
-@router.post("/predict-tflite", response_model=LatencyOut, responses={
+@router.post("/predict-tflite", response_model=LatencyOut, max_body_size=MAX_TFLITE_BYTES + MULTIPART_SLACK, responses={
     413: {"model": ErrorOut, "description": "The upload is over the size limit."},
     422: {"description": "Not a TFLite model, or an unknown device."}})
 def predict_tflite(

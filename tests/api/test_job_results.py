@@ -1,0 +1,102 @@
+"""A real job (estimate scorer, run by a real worker) read back over REST: points, front, knee, trials, candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from nas_service.worker import Worker
+from tests.api.conftest import Api, make_api
+
+SPEC: dict[str, Any] = {"name": "results", "budget": {"trials": 14}, "training": {"scorer": "estimate"},
+                        "constraints": {"max_latency_ms": 1.2}, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, int]]:
+    root = tmp_path_factory.mktemp("results")
+    for api in make_api(f"sqlite:///{root / 'nas.db'}", root / "artifacts"):
+        job = api.client.post("/api/v1/jobs", json=SPEC, headers=api.alice).json()
+        worker = Worker(api.settings)
+        worker.run(exit_when_idle=True)
+        worker.close()
+        yield api, job["id"]
+
+
+def get(api: Api, path: str) -> Any:
+    response = api.client.get(f"/api/v1{path}", headers=api.alice)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_job_completed_with_its_budget(finished: tuple[Api, int]) -> None:
+    api, job_id = finished
+    job = get(api, f"/jobs/{job_id}")
+    assert job["status"] == "completed" and job["trials_done"] == 14 and job["front_size"] >= 1
+
+
+def test_points_are_columns_matching_the_trials(finished: tuple[Api, int]) -> None:
+    api, job_id = finished
+    points = get(api, f"/jobs/{job_id}/points")
+    n = len(points["trial"])
+    assert n == 14
+    assert all(len(points[k]) == n for k in ("candidate", "accuracy", "latency_ms", "feasible", "front"))
+    trials = get(api, f"/jobs/{job_id}/trials?limit=100")["items"]
+    by_number = {t["number"]: t for t in trials}
+    for i, number in enumerate(points["trial"]):
+        assert points["feasible"][i] == (by_number[number]["state"] != "infeasible")
+        assert points["front"][i] == by_number[number]["on_front"]
+    infeasible = [i for i in range(n) if not points["feasible"][i]]
+    assert infeasible, "the latency limit should make some candidates infeasible"
+    assert all(points["accuracy"][i] is None and points["latency_ms"][i] > 1.2 for i in infeasible)
+
+
+def test_front_knee_and_best(finished: tuple[Api, int]) -> None:
+    api, job_id = finished
+    front = get(api, f"/jobs/{job_id}/front")["items"]
+    latencies = [m["latency_ms"] for m in front]
+    assert latencies == sorted(latencies)
+    assert [m["accuracy"] for m in front] == sorted(m["accuracy"] for m in front)  # faster is never more accurate
+    knee = get(api, f"/jobs/{job_id}/front/knee")
+    assert knee["candidate_id"] in {m["candidate_id"] for m in front}
+    limit = latencies[len(latencies) // 2] + 1e-9
+    best = get(api, f"/jobs/{job_id}/front/best?max_latency_ms={limit}")
+    assert best == max((m for m in front if m["latency_ms"] <= limit), key=lambda m: m["accuracy"])
+    assert get(api, f"/jobs/{job_id}/front/best?max_latency_ms={latencies[0] / 2}") is None
+
+
+def test_trials_page_and_sort(finished: tuple[Api, int]) -> None:
+    api, job_id = finished
+    page = get(api, f"/jobs/{job_id}/trials?offset=2&limit=5&sort=accuracy&order=desc")
+    assert page["total"] == 14 and page["offset"] == 2 and len(page["items"]) == 5
+    everything = get(api, f"/jobs/{job_id}/trials?sort=accuracy&order=desc&limit=100")["items"]
+    scored = [t["accuracy"] for t in everything if t["accuracy"] is not None]
+    assert scored == sorted(scored, reverse=True)
+    assert [t["accuracy"] for t in everything[len(scored):]] == [None] * (14 - len(scored))  # missing last
+    assert page["items"] == everything[2:7]
+
+
+def test_candidate_detail_and_missing_tflite(finished: tuple[Api, int]) -> None:
+    api, job_id = finished
+    member = get(api, f"/jobs/{job_id}/front")["items"][0]
+    candidate = get(api, f"/jobs/{job_id}/candidates/{member['candidate_id']}")
+    assert candidate["arch"] == member["arch"] and candidate["on_front"]
+    assert candidate["layers"] and candidate["latency_layers"]
+    assert sum(layer["params"] for layer in candidate["layers"]) == candidate["params"]
+    assert get(api, f"/jobs/{job_id}/candidates/{member['candidate_id']}?layers=false")["layers"] is None
+    download = api.client.get(f"/api/v1/jobs/{job_id}/candidates/{member['candidate_id']}/tflite",
+                              headers=api.alice)
+    assert download.status_code == 404 and "no int8 TFLite" in download.json()["detail"]
+    other = api.client.get(f"/api/v1/jobs/{job_id}/candidates/{member['candidate_id']}", headers=api.bob)
+    assert other.status_code == 404
+
+
+def test_cached_reads_revalidate_and_answer_304(finished: tuple[Api, int]) -> None:
+    api, job_id = finished
+    first = api.client.get(f"/api/v1/jobs/{job_id}/front", headers=api.alice)
+    etag = first.headers["etag"]
+    again = api.client.get(f"/api/v1/jobs/{job_id}/front", headers={**api.alice, "If-None-Match": etag})
+    assert again.status_code == 304
+    assert api.client.get(f"/api/v1/jobs/{job_id}/front", headers=api.bob).status_code == 404

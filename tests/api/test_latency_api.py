@@ -1,0 +1,55 @@
+"""Latency prediction over REST: architecture strings, reference names, and size-limited .tflite uploads."""
+
+from __future__ import annotations
+
+import os
+
+from nas_service.api.routes.latency import MAX_TFLITE_BYTES, MULTIPART_SLACK
+from tests.api.conftest import Api
+
+ARCH = "r96_n10/cn_k3_s2_c16_relu/er_k3_s1_e4_c16_relu/head_c256_relu"
+
+
+def test_predict_arch_string_and_reference(api: Api) -> None:
+    response = api.client.post("/api/v1/latency/predict", json={"arch": ARCH, "device": "edgetpu_usb"},
+                               headers=api.alice)
+    assert response.status_code == 200, response.text
+    estimate = response.json()
+    assert estimate["arch"] == ARCH and estimate["device"] == "edgetpu_usb" and estimate["total_ms"] > 0
+    assert estimate["layers"] and {"name", "op", "ms", "bound"} <= set(estimate["layers"][0])
+    reference = api.client.post("/api/v1/latency/predict", json={"arch": "mobilenet_v2"}, headers=api.alice).json()
+    assert reference["total_ms"] > estimate["total_ms"]
+
+
+def test_bad_arch_and_device_are_422(api: Api) -> None:
+    response = api.client.post("/api/v1/latency/predict", json={"arch": "r96_n10/zz_k3", "device": "edgetpu_usb"},
+                               headers=api.alice)
+    assert response.status_code == 422 and "zz" in response.text
+    response = api.client.post("/api/v1/latency/predict", json={"arch": ARCH, "device": "tpu9000"},
+                               headers=api.alice)
+    assert response.status_code == 422 and "edgetpu_usb" in response.text
+
+
+def test_random_bytes_upload_is_422(api: Api) -> None:
+    response = api.client.post("/api/v1/latency/predict-tflite", files={"file": ("x.tflite", os.urandom(4096))},
+                               data={"device": "edgetpu_usb"}, headers=api.alice)
+    assert response.status_code == 422 and "not a TFLite model" in response.text
+    fake_header = b"\x1c\x00\x00\x00TFL3" + os.urandom(4096)  # the right magic, garbage after it
+    response = api.client.post("/api/v1/latency/predict-tflite", files={"file": ("y.tflite", fake_header)},
+                               headers=api.alice)
+    assert response.status_code == 422
+
+
+def test_oversized_upload_is_413(api: Api) -> None:
+    response = api.client.post("/api/v1/latency/predict-tflite",
+                               files={"file": ("big.tflite", b"\0" * (MAX_TFLITE_BYTES + 1))}, headers=api.alice)
+    assert response.status_code == 413 and str(MAX_TFLITE_BYTES) in response.json()["detail"]
+    response = api.client.post("/api/v1/latency/predict-tflite",
+                               files={"file": ("bigger.tflite", b"\0" * (MAX_TFLITE_BYTES + 2 * MULTIPART_SLACK))},
+                               headers=api.alice)
+    assert response.status_code == 413  # refused by the body limit before the upload is parsed
+
+
+def test_upload_needs_a_token(api: Api) -> None:
+    response = api.client.post("/api/v1/latency/predict-tflite", files={"file": ("x.tflite", b"1234")})
+    assert response.status_code == 401

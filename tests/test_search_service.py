@@ -1,0 +1,128 @@
+"""Search jobs end to end on SQLite and PostgreSQL with the cheap accuracy estimator (no TensorFlow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nas_service.config import Settings
+from nas_service.controller.pareto import Point, dominates
+from nas_service.controller.study import make_storage, open_study
+from nas_service.db import Candidate, Job, Trial, make_engine, upgrade_head
+from nas_service.db.migrate import VERSION_TABLE, check
+from nas_service.services import jobs
+from nas_service.spec import parse_spec
+from nas_service.worker import Worker
+from search_spaces import load_space
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'nas.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture()
+def worker(db_url: str, tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(Settings(database_url=db_url, artifacts_dir=tmp_path / "artifacts"), name="local")
+    yield w
+    w.close()
+
+
+def test_migrations_share_the_database_with_optuna_and_do_not_drift(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade_head(engine)
+    optuna.create_study(storage=make_storage(db_url, heartbeat_interval_s=5, grace_s=10), study_name="s")
+    upgrade_head(engine)  # idempotent, and Optuna's tables do not bother it
+    check(engine)  # `alembic check`: models and migrations agree; Optuna's tables are ignored
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"nas_jobs", "nas_candidates", "nas_trials", VERSION_TABLE, "studies", "trials", "alembic_version"} <= tables
+    engine.dispose()
+
+
+def _estimate_spec(trials: int, **extra: object) -> dict[str, object]:
+    return {"training": {"scorer": "estimate"}, "budget": {"trials": trials}, "seed": 3, **extra}
+
+
+def test_search_records_every_trial_and_keeps_the_front(worker: Worker) -> None:
+    spec = parse_spec(_estimate_spec(24, constraints={"max_latency_ms": 1.0}))
+    with worker.sessions() as session:
+        job = jobs.create_job(session, spec)
+    worker.run(job_id=job.id, exit_when_idle=True)
+
+    with worker.sessions() as session:
+        view = jobs.get_job(session, job.id)
+        assert view.status == "completed" and view.trials_done == 24
+        trials = session.scalars(sa.select(Trial).where(Trial.job_id == job.id)).all()
+        assert sorted(t.number for t in trials) == list(range(24))
+        assert {t.state for t in trials} <= {"complete", "infeasible"}
+        candidates = session.scalars(sa.select(Candidate).where(Candidate.job_id == job.id)).all()
+        infeasible = [c for c in candidates if c.violations]
+        assert infeasible, "the latency limit should rule some candidates out"
+        assert all(c.status == "infeasible" and c.accuracy is None for c in infeasible)  # never trained
+        trained = [Point(c.id, (c.accuracy, c.latency_ms)) for c in candidates if c.status == "trained"]
+        expected = {p.key for p in trained if not any(dominates(q.values, p.values) for q in trained)}
+        front = jobs.get_front(session, job.id)
+        assert {p.candidate_id for p in front} == expected
+        assert all(p.latency_ms <= 1.0 for p in front)
+        knee = jobs.knee(session, job.id)
+        assert knee is not None and knee.candidate_id in expected
+        best = jobs.best_under(session, job.id, front[-1].latency_ms)
+        assert best is not None and best.accuracy == max(p.accuracy for p in front)
+
+    study = optuna.load_study(study_name=_study_name(worker, job.id), storage=worker.ctx.storage)
+    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(finished) == 24
+    feasible = [t for t in finished if all(v <= 0 for v in t.constraints.values())]
+    assert 0 < len(feasible) < 24 and all("latency_ms" in t.constraints for t in finished)
+
+
+def _study_name(worker: Worker, job_id: int) -> str:
+    with worker.sessions() as session:
+        return str(session.get(Job, job_id).study_name)  # type: ignore[union-attr]
+
+
+def test_a_repeated_architecture_is_not_scored_again(worker: Worker) -> None:
+    spec = parse_spec(_estimate_spec(3))
+    with worker.sessions() as session:
+        job = jobs.create_job(session, spec)
+    space = load_space("edgetpu")
+    params = space.params_for(space.default_small(10), resolution=32)
+    study = open_study(worker.ctx.storage, _study_name(worker, job.id), spec, seed=0)
+    study.enqueue_trial(params)
+    study.enqueue_trial(params)
+    worker.run(job_id=job.id, exit_when_idle=True)
+    with worker.sessions() as session:
+        page = jobs.list_trials(session, job.id)
+        first, second = page.items[0], page.items[1]
+        assert first.candidate_id == second.candidate_id and not first.reused and second.reused
+        assert (first.accuracy, first.latency_ms) == (second.accuracy, second.latency_ms)
+        assert session.scalar(sa.select(sa.func.count()).select_from(Candidate).where(Candidate.job_id == job.id)) == 2
+
+
+def test_trials_page_sort_owner_and_cancel(worker: Worker) -> None:
+    with worker.sessions() as session:
+        mine = jobs.create_job(session, parse_spec(_estimate_spec(8, mode="target",
+                                                                  target={"latency_ms": 0.5, "reward": "tunas"})),
+                               owner="ada")
+        other = jobs.create_job(session, parse_spec(_estimate_spec(8)), owner="bob")
+    worker.run(job_id=mine.id, exit_when_idle=True)
+    session: Session
+    with worker.sessions() as session:
+        page = jobs.list_trials(session, mine.id, owner="ada", offset=2, limit=3, sort="accuracy", descending=True)
+        assert page.total == 8 and len(page.items) == 3 and page.offset == 2
+        accuracies = [t.accuracy for t in jobs.list_trials(session, mine.id, sort="accuracy", descending=True).items]
+        assert accuracies == sorted(accuracies, reverse=True)
+        assert all(t.reward is not None for t in page.items)  # target mode records the TuNAS reward
+        with pytest.raises(jobs.NotFoundError):
+            jobs.get_job(session, mine.id, owner="bob")  # another user's job is not found
+        assert [j.id for j in jobs.list_jobs(session, owner="bob").items] == [other.id]
+        assert jobs.cancel_job(session, other.id, owner="bob").status == "cancelled"
+        with pytest.raises(jobs.JobStateError):
+            jobs.cancel_job(session, other.id)

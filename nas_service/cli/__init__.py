@@ -9,6 +9,7 @@ import typer
 from nas_service.cli.arch import arch_app
 from nas_service.cli.errors import run_cli
 from nas_service.cli.latency import latency_app
+from nas_service.cli.search import EXPORT_CONTEXT, export_cmd, jobs_cmd, pareto_cmd, search, worker_cmd
 from nas_service.cli.serve import serve
 from nas_service.cli.spaces import spaces_app
 from nas_service.cli.tokens import tokens_app
@@ -20,6 +21,11 @@ app.add_typer(latency_app, name="latency")
 app.command("serve")(serve)
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(tokens_app, name="tokens")
+app.command("search")(search)
+app.command("jobs")(jobs_cmd)
+app.command("pareto")(pareto_cmd)
+app.command("export", context_settings=EXPORT_CONTEXT)(export_cmd)
+app.command("worker")(worker_cmd)
 
 
 def main() -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from nas_service.cli.output import make_console
 from latency_models.errors import LatencyError
+from nas_service.cli.output import make_console
+from nas_service.services.export import ExportError
+from nas_service.services.jobs import JobStateError, NotFoundError
+from nas_service.spec import SpecError
 from search_spaces.errors import ArchError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, FileNotFoundError,
+                                              SpecError, NotFoundError, JobStateError, ExportError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 
 err_console = make_console(stderr=True)

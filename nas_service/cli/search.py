@@ -188,10 +188,33 @@ def pareto_cmd(
         make_console().print(front_table(front, f"Pareto front of job {job}"))
 
 
-def export_front_cmd(job: int, out: Path, db: str | None) -> None:
-    """`nas export JOB --front --out DIR`: the int8 TFLite of every front member."""
+EXPORT_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+"""`nas export ARCH` passes its training options (--dataset, --epochs, ...) on to the single-architecture export."""
+
+
+def export_cmd(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A job id with --front; otherwise an architecture or reference name.")],
+    out: Annotated[Path, typer.Option(help="The directory (with --front) or the .tflite file to write.")],
+    front: Annotated[bool, typer.Option("--front", help="Export every member of job TARGET's Pareto front.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Write int8 TFLite files: `nas export JOB --front --out DIR` copies those of a job's Pareto front;
+    `nas export ARCH --out FILE [--dataset D --epochs N ...]` trains one architecture and exports it."""
+    if not front:
+        from nas_service.cli.train import export_cmd as export_arch
+
+        single = typer.Typer(add_completion=False)
+        single.command()(export_arch)
+        typer.main.get_command(single).main([target, "--out", str(out), *ctx.args], standalone_mode=False)
+        return
+    if ctx.args:
+        raise typer.BadParameter(f"unexpected {' '.join(ctx.args)} with --front: it takes only --out and --db")
+    if not target.isdigit():
+        raise typer.BadParameter(f"--front needs a job id (see `nas jobs`), got {target!r}")
     from nas_service.services.export import export_front
 
+    job = int(target)
     with _sessions(_settings(db))() as session:
         written = export_front(session, job, out)
     console = make_console()

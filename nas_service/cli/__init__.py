@@ -13,6 +13,7 @@ from nas_service.cli.search import EXPORT_CONTEXT, export_cmd, jobs_cmd, pareto_
 from nas_service.cli.serve import serve
 from nas_service.cli.spaces import spaces_app
 from nas_service.cli.tokens import tokens_app
+from nas_service.cli.train import train_cmd
 
 app = typer.Typer(help="Hardware-aware neural architecture search for edge accelerators.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -26,6 +27,7 @@ app.command("jobs")(jobs_cmd)
 app.command("pareto")(pareto_cmd)
 app.command("export", context_settings=EXPORT_CONTEXT)(export_cmd)
 app.command("worker")(worker_cmd)
+app.command("train")(train_cmd)
 
 
 def main() -> None:

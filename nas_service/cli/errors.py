@@ -10,9 +10,11 @@ from nas_service.cli.output import make_console
 from nas_service.services.export import ExportError
 from nas_service.services.jobs import JobStateError, NotFoundError
 from nas_service.spec import SpecError
+from nas_service.trainer.datasets import DatasetError
+from nas_service.trainer.training import TrainingError
 from search_spaces.errors import ArchError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, FileNotFoundError,
+USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, DatasetError, TrainingError, FileNotFoundError,
                                               SpecError, NotFoundError, JobStateError, ExportError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 

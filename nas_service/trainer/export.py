@@ -78,7 +78,8 @@ def export_int8(model: keras.Model, data: Dataset, out: str | Path, *, seed: int
     path.write_bytes(tflite)
 
     x_test = scale_images(data.x_test)
-    float_probs = model.predict(x_test, batch_size=256, verbose=0)
+    float_probs = np.concatenate([np.asarray(model(x_test[i:i + 256], training=False))
+                                  for i in range(0, len(x_test), 256)])
     int8_probs = predict_int8(tflite, x_test)
     ops = op_details(litert.make_interpreter(tflite))
     status, log, compiled = compile_for_edgetpu(path)

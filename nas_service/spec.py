@@ -95,6 +95,9 @@ class JobSpec(_Strict):
     budget: Budget = Budget()
     training: Training = Training()
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    initial: tuple[str, ...] = Field(default=(), max_length=100, description=(
+        "Architectures evaluated first (strings or 'small' for the space's default small member), e.g. "
+        "reference networks or a previous job's front: a warm start for the sampler."))
 
     @field_validator("space")
     @classmethod

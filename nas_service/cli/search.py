@@ -82,6 +82,8 @@ def search(
     target_ms: Annotated[float | None, typer.Option(help="Latency target T: switches to mode 'target'.")] = None,
     reward: Annotated[str | None, typer.Option(help="Target reward: mnasnet or tunas.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the sampler and of training.")] = None,
+    initial: Annotated[list[str] | None, typer.Option(help="Architecture to evaluate first ('small': the space's "
+                                                           "default small member); repeatable.")] = None,
     name: Annotated[str | None, typer.Option(help="A name to find the job by.")] = None,
     db: DbOpt = None,
 ) -> None:
@@ -91,6 +93,7 @@ def search(
              "training.scorer": scorer, "sampler": sampler, "constraints.max_latency_ms": max_latency_ms,
              "constraints.max_params": max_params, "constraints.max_model_bytes": max_model_bytes,
              "target.latency_ms": target_ms, "target.reward": reward, "seed": seed, "name": name,
+             "initial": tuple(initial) if initial else None,
              "objectives": ("accuracy", "latency_ms", *objective) if objective else None}
     spec = _spec_from_flags(spec_file, flags)
     settings = _settings(db)

@@ -29,7 +29,7 @@ from nas_service.controller.study import open_study
 from nas_service.db.models import Candidate, Job, Trial
 from nas_service.services.views import TrialView, utc
 from nas_service.spec import JobSpec
-from search_spaces import Analysis, ArchSpec, analyze, encode, load_space
+from search_spaces import Analysis, ArchSpec, analyze, decode, encode, load_space
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3
@@ -135,6 +135,14 @@ def settle_job(session: Session, job_id: int, study: optuna.Study, grace_s: floa
     return False
 
 
+def enqueue_initial(study: optuna.Study, spec: JobSpec) -> None:
+    """Queue the spec's warm-start architectures as the study's first trials."""
+    space = load_space(spec.space)
+    for text in spec.initial:
+        arch = space.default_small() if text == "small" else decode(text)
+        study.enqueue_trial(dict(space.params_for(arch, resolution=spec.resolution)), skip_if_exists=True)
+
+
 @dataclass
 class RunContext:
     sessions: sessionmaker[Session]
@@ -156,6 +164,8 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
         study_name = job.study_name
     seed = spec.seed if ctx.worker == "local" else spec.seed + zlib.crc32(ctx.worker.encode()) % 100_003
     study = open_study(ctx.storage, study_name, spec, seed)
+    if spec.initial and not study.get_trials(deepcopy=False):
+        enqueue_initial(study, spec)
     objective = TrialObjective(ctx, job_id, spec)
     while not stop():
         with ctx.sessions() as session:

@@ -8,11 +8,11 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from nas_service.api import errors
+from nas_service.api.cache import ResultsCache
 from nas_service.api.deps import AppContext
 from nas_service.api.metrics import Metrics, MetricsMiddleware
 from nas_service.api.routes import catalog, health, jobs, latency
@@ -58,10 +58,11 @@ class StaticAsset:
         return Response(body, media_type="text/javascript", headers=headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, cache_results: bool = True) -> FastAPI:
     """The API, the metrics endpoint and the dashboard over the database named by `settings`.
 
     The database must already be migrated (`nas serve` and the compose `migrate` service do that).
+    `cache_results=False` recomputes every read of a job's results (a benchmark baseline).
     """
     settings = settings or Settings()
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
@@ -77,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         max_body_size=MAX_BODY_BYTES,
     )
-    app.state.ctx = AppContext(settings=settings, engine=engine, sessions=session_factory(engine))
+    app.state.ctx = AppContext(settings=settings, engine=engine, sessions=session_factory(engine),
+                               results=ResultsCache(enabled=cache_results))
     errors.install(app)
     for module in (health, jobs, catalog, latency):
         app.include_router(module.router, prefix=API_PREFIX)
@@ -98,6 +100,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    app.add_middleware(GZipMiddleware, minimum_size=2048)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

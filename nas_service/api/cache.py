@@ -9,13 +9,15 @@ Bodies are stored serialized and, when large, gzipped once; ETags let pollers ge
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from pydantic import BaseModel
@@ -25,10 +27,40 @@ from starlette.concurrency import run_in_threadpool
 from nas_service.services.jobs import NotFoundError
 from nas_service.services.plot import ResultsVersion, results_version
 
+T = TypeVar("T")
+
 TTL_SECONDS = 1.0
 """How long a cached body is served without asking the database whether the job changed."""
 MAX_BYTES = 64 * 2**20
 GZIP_MIN_BYTES = 2048
+
+
+class SingleFlight:
+    """At most one call in flight per key; concurrent callers for that key await the same result."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[Any]] = {}
+
+    def running(self, key: Hashable) -> bool:
+        return key in self._running
+
+    async def run(self, key: Hashable, call: Callable[[], Awaitable[T]]) -> T:
+        if key in self._running:
+            result: T = await asyncio.shield(self._running[key])
+            return result
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._running[key] = future
+        try:
+            value = await call()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._running[key]
 
 
 @dataclass
@@ -49,17 +81,32 @@ class Entry:
 class ResultsCache:
     ttl: float = TTL_SECONDS
     max_bytes: int = MAX_BYTES
+    enabled: bool = True
+    """False computes every answer afresh (the baseline `bench/api_load.py` compares against)."""
     _entries: OrderedDict[Hashable, Entry] = field(default_factory=OrderedDict)
     _bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    _flights: SingleFlight = field(default_factory=lambda: SingleFlight())
+
     async def respond(self, request: Request, sessions: Callable[[], Session], user: str, job_id: int,
                       key: Hashable, produce: Callable[[Session], BaseModel | None]) -> Response:
-        """The cached (or freshly produced) JSON body of `produce` for `key` of job `job_id`, as `user` sees it."""
+        """The cached (or freshly produced) JSON body of `produce` for `key` of job `job_id`, as `user` sees it.
+
+        One request per (key, user) revalidates a stale entry; the others meanwhile get the entry they
+        would have got a moment earlier, instead of all queueing for the database at once.
+        """
+        if not self.enabled:
+            computed = await run_in_threadpool(self._refresh, sessions, user, job_id, key, produce, None)
+            return self._response(request, computed)
         entry = self._entries.get(key)
-        if entry is None or time.monotonic() - entry.checked > self.ttl:
-            entry = await run_in_threadpool(self._refresh, sessions, user, job_id, key, produce, entry)
-        elif entry.version.owner != user:
+        stale = entry is None or time.monotonic() - entry.checked > self.ttl
+        if entry is None or (stale and not self._flights.running((key, user))):
+            previous = entry
+            fresh = await self._flights.run((key, user), lambda: run_in_threadpool(
+                self._refresh, sessions, user, job_id, key, produce, previous))
+            return self._response(request, fresh)
+        if entry.version.owner != user:
             raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
         return self._response(request, entry)
 
@@ -74,7 +121,8 @@ class ResultsCache:
         body = model.model_dump_json().encode() if model is not None else b"null"
         etag = '"' + hashlib.blake2b(repr((key, version)).encode(), digest_size=12).hexdigest() + '"'
         fresh = Entry(version, body, etag, time.monotonic())
-        self._store(key, fresh)
+        if self.enabled:
+            self._store(key, fresh)
         return fresh
 
     def _store(self, key: Hashable, entry: Entry) -> None:

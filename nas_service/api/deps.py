@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from nas_service.api.cache import ResultsCache
+from nas_service.api.cache import ResultsCache, SingleFlight
 from nas_service.config import Settings
 from nas_service.services import tokens
 
@@ -26,23 +26,32 @@ TOKEN_CACHE_SECONDS = 10.0
 
 @dataclass
 class TokenCache:
-    """Token digest -> (user, expiry): spares a database round trip on every request of a busy client."""
+    """Token digest -> (user, expiry): spares a database round trip on every request of a busy client.
+
+    When an entry expires, one request re-resolves it while concurrent ones keep the entry a moment
+    longer, so a busy client's tokens never send a burst of lookups to the database.
+    """
 
     ttl: float = TOKEN_CACHE_SECONDS
     _entries: dict[str, tuple[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _flights: SingleFlight = field(default_factory=SingleFlight)
 
-    def get(self, token: str) -> str | None:
-        entry = self._entries.get(tokens.hash_token(token))
-        if entry is None or entry[1] < time.monotonic():
-            return None
-        return entry[0]
-
-    def put(self, token: str, user: str) -> None:
+    async def user(self, token: str, lookup: Callable[[str], str | None]) -> str | None:
+        """The user of `token` from cache, or from `lookup` (run in the thread pool) when missing or expired."""
+        digest = tokens.hash_token(token)
+        entry = self._entries.get(digest)
+        if entry is not None and (entry[1] >= time.monotonic() or self._flights.running(digest)):
+            return entry[0]
+        user = await self._flights.run(digest, lambda: run_in_threadpool(lookup, token))
         with self._lock:
+            if user is None:
+                self._entries.pop(digest, None)
+                return None
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[tokens.hash_token(token)] = (user, time.monotonic() + self.ttl)
+            self._entries[digest] = (user, time.monotonic() + self.ttl)
+        return user
 
 
 @dataclass
@@ -84,13 +93,10 @@ async def current_user(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})
     token = credentials.credentials
-    user = ctx.token_cache.get(token)
+    user = await ctx.token_cache.user(token, lambda t: _lookup(ctx, t))
     if user is None:
-        user = await run_in_threadpool(_lookup, ctx, token)
-        if user is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        ctx.token_cache.put(token, user)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token",
+                            headers={"WWW-Authenticate": "Bearer"})
     return user
 
 

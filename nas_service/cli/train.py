@@ -96,7 +96,7 @@ def _run(arch_text: str, dataset: str, epochs: int | None, seconds: float | None
     from nas_service.trainer.datasets import load_dataset
 
     arch = resolve_arch(arch_text, resolution)
-    budget = Budget(epochs=epochs if epochs or seconds else DEFAULT_EPOCHS, seconds=seconds)
+    budget = Budget(epochs=DEFAULT_EPOCHS if epochs is None and seconds is None else epochs, seconds=seconds)
     config = TrainConfig(batch_size=batch_size)
     data = load_dataset(dataset, arch.resolution)
     from nas_service.trainer.export import train_and_export  # imports TensorFlow lazily

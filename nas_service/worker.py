@@ -19,6 +19,7 @@ from nas_service.config import Settings
 from nas_service.controller.scoring import Scorer
 from nas_service.controller.study import make_storage, quiet_optuna
 from nas_service.db import make_engine, session_factory, upgrade_head
+from nas_service.db.migrate import schema_lock
 from nas_service.services.work import RunContext, TrialHook, claim_job, run_job, stale_hook
 
 
@@ -38,11 +39,13 @@ class Worker:
     def __post_init__(self) -> None:
         quiet_optuna()
         self.engine = make_engine(self.settings.database_url, busy_timeout_s=self.settings.sqlite_busy_timeout_s)
-        upgrade_head(self.engine)
         self.sessions = session_factory(self.engine)
-        storage = make_storage(self.settings.database_url, heartbeat_interval_s=self.settings.heartbeat_interval_s,
-                               grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
-                               busy_timeout_s=self.settings.sqlite_busy_timeout_s)
+        with schema_lock(self.engine):  # workers starting together must not race to create tables
+            upgrade_head(self.engine, lock=False)
+            storage = make_storage(self.settings.database_url,
+                                   heartbeat_interval_s=self.settings.heartbeat_interval_s,
+                                   grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
+                                   busy_timeout_s=self.settings.sqlite_busy_timeout_s)
         self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
                               self.settings.heartbeat_grace_s, self.scorer, self.on_trial)
         self.stopping = threading.Event()

@@ -5,6 +5,8 @@ The Alembic environment lives in the top-level `migrations/` directory next to `
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +43,31 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     return config
 
 
-def upgrade_head(engine: sa.Engine) -> None:
-    """Bring the service's tables to the newest revision; a no-op when they already are."""
+SCHEMA_LOCK_KEY = 0x6E61735F736368  # any constant shared by every process of the service
+
+
+@contextmanager
+def schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise schema changes of processes starting together (ours and Optuna's table creation): a
+    PostgreSQL advisory lock; SQLite needs none for the one machine it serves."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.commit()
+
+
+def upgrade_head(engine: sa.Engine, *, lock: bool = True) -> None:
+    """Bring the service's tables to the newest revision; a no-op when they already are. `lock=False`
+    when the caller already holds `schema_lock`."""
     from alembic import command
 
-    with engine.begin() as conn:
+    with schema_lock(engine) if lock else nullcontext(), engine.begin() as conn:
         command.upgrade(alembic_config(conn), "head")
 
 

@@ -1,0 +1,119 @@
+"""`nas worker` processes on PostgreSQL: sharing one job, and losing nothing when one is killed with SIGKILL.
+
+The jobs use the cheap accuracy estimator; the SIGKILL test makes each candidate pretend to train for a
+few seconds (`training.simulate_seconds`) so that the kill lands mid-trial.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy as sa
+
+from nas_service.db import Job, Trial, make_engine, session_factory, upgrade_head
+from nas_service.services import jobs
+from nas_service.spec import parse_spec
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture()
+def pg(postgres_url: str) -> Iterator[tuple[str, sa.Engine]]:
+    engine = make_engine(postgres_url)
+    upgrade_head(engine)
+    yield postgres_url, engine
+    engine.dispose()
+
+
+def spawn(url: str, name: str, tmp_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NAS_DATABASE_URL": url, "NAS_HEARTBEAT_INTERVAL_S": "1", "NAS_HEARTBEAT_GRACE_S": "3",
+           "NAS_POLL_INTERVAL_S": "0.2", "NAS_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    command = [sys.executable, "-c", "from nas_service.cli import main; main()", "worker", "--name", name, *extra]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise TimeoutError(f"condition not met within {timeout_s} s")
+        time.sleep(0.1)
+
+
+def test_concurrent_workers_share_a_job_without_duplicates_or_losses(pg: tuple[str, sa.Engine],
+                                                                      tmp_path: Path) -> None:
+    url, engine = pg
+    sessions = session_factory(engine)
+    with sessions() as session:
+        job = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate"}, "budget": {"trials": 30},
+                                                   "constraints": {"max_latency_ms": 0.6}}))
+    workers = [spawn(url, f"w{i}", tmp_path, "--exit-when-idle") for i in range(3)]
+    for proc in workers:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err.decode()
+
+    with sessions() as session:
+        assert jobs.get_job(session, job.id).status == "completed"
+        rows = session.scalars(sa.select(Trial).where(Trial.job_id == job.id)).all()
+        study_name = session.get(Job, job.id).study_name  # type: ignore[union-attr]
+    assert sorted(r.number for r in rows) == list(range(30))  # every number once
+    assert {r.state for r in rows} <= {"complete", "infeasible"}
+    assert len({r.worker for r in rows}) >= 2, "the workers should have shared the job"
+    study = optuna.load_study(study_name=study_name, storage=url)
+    optuna_trials = study.get_trials(deepcopy=False)
+    assert len(optuna_trials) == 30 and all(t.state == optuna.trial.TrialState.COMPLETE for t in optuna_trials)
+    by_number = {r.number: r for r in rows}
+    for t in optuna_trials:  # no result lost between Optuna and the service's tables
+        assert by_number[t.number].accuracy == pytest.approx(t.values[0])
+        assert by_number[t.number].latency_ms == pytest.approx(t.values[1])
+
+
+def test_a_worker_killed_mid_trial_loses_nothing_finished(pg: tuple[str, sa.Engine], tmp_path: Path) -> None:
+    url, engine = pg
+    sessions = session_factory(engine)
+    with sessions() as session:
+        job = jobs.create_job(session, parse_spec({
+            "training": {"scorer": "estimate", "simulate_seconds": 1.5, "epochs": 3, "early_stopping": False},
+            "budget": {"trials": 4}}))
+
+    def trials(state: str) -> list[tuple[int, float | None, float | None]]:
+        with sessions() as session:
+            return [(t.number, t.accuracy, t.latency_ms) for t in session.scalars(
+                sa.select(Trial).where(Trial.job_id == job.id, Trial.state == state).order_by(Trial.number))]
+
+    first = spawn(url, "doomed", tmp_path)
+    try:
+        wait_until(lambda: len(trials("complete")) >= 1 and len(trials("running")) == 1, timeout_s=60)
+        finished_before = trials("complete")
+        killed_number = trials("running")[0][0]
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+
+    second = spawn(url, "survivor", tmp_path, "--exit-when-idle")  # a restarted worker resumes the job
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err.decode()
+
+    with sessions() as session:
+        view = jobs.get_job(session, job.id)
+        rows = {t.number: t for t in session.scalars(sa.select(Trial).where(Trial.job_id == job.id))}
+    assert view.status == "completed" and view.trials_done >= 4
+    assert rows[killed_number].state == "stale"
+    retries = [t for t in rows.values() if t.retry_of == killed_number]
+    assert len(retries) == 1 and retries[0].state == "complete"  # re-queued with the same parameters
+    assert len(trials("complete")) == 4  # the budget is met
+    assert trials("complete")[:len(finished_before)] == finished_before  # nothing finished was lost
+    study = optuna.load_study(study_name=session_factory(engine)().get(Job, job.id).study_name,  # type: ignore[union-attr]
+                              storage=url)
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[killed_number] == optuna.trial.TrialState.FAIL
+    assert states[retries[0].number] == optuna.trial.TrialState.COMPLETE

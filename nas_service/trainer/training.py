@@ -44,7 +44,8 @@ class TrainingError(ValueError):
 class Budget:
     """How long to train: `epochs`, wall `seconds`, or both (whichever ends first).
 
-    Under a seconds budget the number of epochs is planned from the measured epoch time and the
+    Both are checked at the end of each epoch. Under a seconds budget the number of epochs is
+    planned from the measured epoch time (the first epoch's includes tracing) and the
     learning-rate schedule follows that plan, so the result depends on the machine's speed; an
     epochs budget alone is deterministic under a seed.
     """
@@ -142,8 +143,7 @@ def fit(arch: ArchSpec, dataset: str | Dataset, budget: Budget, *, seed: int = 0
     keras.backend.clear_session()
     _seed_everything(seed)
     model = build_keras(arch, dropout=config.dropout, bn_momentum=config.bn_momentum)
-    planned = budget.epochs if budget.epochs is not None else None
-    schedule = _OneCycle.create(config.peak_learning_rate, steps_per_epoch, config.warmup_epochs, planned)
+    schedule = _OneCycle.create(config.peak_learning_rate, steps_per_epoch, config.warmup_epochs, budget.epochs)
     model.compile(optimizer=_optimizer(config, schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"], jit_compile=False)

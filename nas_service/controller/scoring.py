@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class TrainScorer:
 
     def score(self, arch: ArchSpec, *, dataset: str, training: Training, seed: int, keep_going: EpochCheck,
               artifacts_dir: Path) -> Score:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines would bury the progress
         import keras
         import numpy as np
 

@@ -140,6 +140,8 @@ def enqueue_initial(study: optuna.Study, spec: JobSpec) -> None:
     space = load_space(spec.space)
     for text in spec.initial:
         arch = space.default_small() if text == "small" else decode(text)
+        if spec.resolution is not None:
+            arch = arch.with_resolution(spec.resolution)
         study.enqueue_trial(dict(space.params_for(arch, resolution=spec.resolution)), skip_if_exists=True)
 
 

@@ -1,0 +1,94 @@
+"""How much faster NSGA-II and TPE reach a good accuracy/latency front than random search.
+
+Each candidate's latency comes from the Edge TPU predictor (`edgetpu_usb`) and its accuracy from
+the cheap accuracy estimator (`nas_service.controller.scoring.EstimateScorer`: a logistic in log
+MACs and log params with a depth penalty and a +-0.5 point hash jitter, documented there), so a
+search costs seconds and the comparison is about the samplers, not about training noise. Searches
+run through the real controller (job spec, constraints, fronts) on a scratch SQLite database.
+
+Figure: hypervolume of the feasible front (accuracy above chance, latency under the limit) after N
+trials, per sampler and seed; and the number of trials random search needs to reach the
+hypervolume each sampler reached after N (target: at least 2 N). Baseline: random search, same run.
+
+    .venv/bin/python bench/search_efficiency.py [--trials 60] [--random-factor 4] [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from nas_service.config import Settings
+from nas_service.controller.pareto import hypervolume_2d
+from nas_service.controller.study import quiet_optuna
+from nas_service.db import Trial
+from nas_service.services import jobs
+from nas_service.spec import parse_spec
+from nas_service.worker import Worker
+
+MAX_LATENCY_MS = 0.6
+MAX_PARAMS = 2_000_000
+CHANCE = 0.1
+
+
+def run(sampler: str, trials: int, seed: int, tmp: Path) -> list[tuple[float, float, bool]]:
+    """(accuracy, latency_ms, feasible) of every trial, in trial order."""
+    worker = Worker(Settings(database_url=f"sqlite:///{tmp}/{sampler}-{seed}.db", artifacts_dir=tmp / "a"))
+    spec = parse_spec({"sampler": sampler, "seed": seed, "budget": {"trials": trials},
+                       "training": {"scorer": "estimate"},
+                       "constraints": {"max_latency_ms": MAX_LATENCY_MS, "max_params": MAX_PARAMS}})
+    with worker.sessions() as session:
+        job = jobs.create_job(session, spec)
+    worker.run(job_id=job.id, exit_when_idle=True)
+    with worker.sessions() as session:
+        rows = session.execute(sa.select(Trial.accuracy, Trial.latency_ms, Trial.state)
+                               .where(Trial.job_id == job.id).order_by(Trial.number)).all()
+    worker.close()
+    return [(float(a or 0.0), float(lat or 0.0), state == "complete") for a, lat, state in rows]
+
+
+def hv_curve(points: list[tuple[float, float, bool]]) -> list[float]:
+    """Hypervolume after each trial (feasible trials only)."""
+    curve, feasible = [], []
+    for acc, lat, ok in points:
+        if ok:
+            feasible.append((acc, lat))
+        curve.append(hypervolume_2d(feasible, MAX_LATENCY_MS, CHANCE))
+    return curve
+
+
+def trials_to_reach(curve: list[float], target: float) -> int | None:
+    return next((i + 1 for i, hv in enumerate(curve) if hv >= target), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--random-factor", type=int, default=4, help="random search runs this many times N")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    quiet_optuna()
+    n = args.trials
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        for seed in range(args.seeds):
+            random_curve = hv_curve(run("random", n * args.random_factor, seed, tmp))
+            for sampler in ("nsga2", "tpe"):
+                curve = hv_curve(run(sampler, n, seed, tmp))
+                needed = trials_to_reach(random_curve, curve[-1])
+                print(json.dumps({
+                    "bench": "search_efficiency", "sampler": sampler, "seed": seed, "trials": n,
+                    "hypervolume": round(curve[-1], 5), "random_hypervolume_at_n": round(random_curve[n - 1], 5),
+                    "random_trials_to_match": needed if needed is not None else f">{n * args.random_factor}",
+                    "ratio": round(needed / n, 2) if needed is not None else f">{args.random_factor}",
+                    "target_ratio": 2.0, "max_latency_ms": MAX_LATENCY_MS, "max_params": MAX_PARAMS,
+                    "random_hypervolume_at_2n": round(random_curve[min(2 * n, len(random_curve)) - 1], 5),
+                }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

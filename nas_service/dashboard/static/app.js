@@ -102,6 +102,8 @@ async function viewNew() {
     const [spaces, devices] = await Promise.all([getJson("/spaces"), getJson("/devices")]);
     for (const s of spaces.items) form.space.append(el("option", s.name, { value: s.name }));
     for (const d of devices.items) form.device.append(el("option", d.name, { value: d.name }));
+    form.space.value = spaces.items.some((s) => s.name === "edgetpu") ? "edgetpu" : form.space.value;
+    form.device.value = devices.items.some((d) => d.name === "edgetpu_usb") ? "edgetpu_usb" : form.device.value;
   }
 }
 
@@ -203,7 +205,10 @@ async function viewJob(jobId) {
     body.append(row([el("a", m.candidate_id, { href: `#/jobs/${jobId}/candidates/${m.candidate_id}` }), fmt(m.accuracy),
       fmt(m.latency_ms, 3), el("code", m.arch)]));
   }
-  if (ACTIVE.has(job.status)) state.timer = setTimeout(() => viewJob(jobId).catch(showError), POLL_MS);
+  // Poll on the points' own status: it comes from the same snapshot as the points, so the last poll is complete.
+  if (ACTIVE.has(points.status) || ACTIVE.has(job.status)) {
+    state.timer = setTimeout(() => viewJob(jobId).catch(showError), POLL_MS);
+  }
 }
 
 async function viewCandidate(jobId, cid) {

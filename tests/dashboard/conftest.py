@@ -1,0 +1,77 @@
+"""`nas serve` in a subprocess on a fresh SQLite database, and headless Debian chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@dataclass
+class Served:
+    url: str
+    database_url: str
+    artifacts_dir: Path
+    token: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nas(*args: str, env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-c", "from nas_service.cli import main; main()", *args], env=env,
+                          check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("serve")
+    database_url = f"sqlite:///{root / 'nas.db'}"
+    env = {**os.environ, "NAS_DATABASE_URL": database_url, "NAS_ARTIFACTS_DIR": str(root / "artifacts"),
+           "NAS_POLL_INTERVAL_S": "0.2"}
+    token = nas("tokens", "create", "--user", "alice", "--quiet", env=env).strip()
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", "from nas_service.cli import main; main()", "serve",
+                             "--port", str(port), "--workers", "1", "--log-level", "warning"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(f"nas serve did not answer on {url}")
+                time.sleep(0.2)
+        yield Served(url, database_url, root / "artifacts", token)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (CI installs it in .ci/run)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

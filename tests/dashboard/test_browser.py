@@ -1,0 +1,127 @@
+"""The dashboard in a real browser: log in, submit a job, watch points arrive, open a candidate, download its file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from nas_service.db import Candidate, make_engine
+from tests.dashboard.conftest import ARTIFACTS, Served
+
+pytestmark = pytest.mark.browser
+
+POINT_PIXEL = """() => {
+  const gd = document.querySelector('#pareto-plot');
+  const trace = gd.data.find((t) => t.name === 'Pareto front');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  return [box.left + xa._offset + xa.l2p(xa.c2l(trace.x[0])), box.top + ya._offset + ya.l2p(ya.c2l(trace.y[0]))];
+}"""
+
+
+def logged_in(browser: Any, served: Served) -> Any:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(served.url)
+    page.wait_for_url(re.compile(r"#/login$"))
+    page.fill("#token", "nas_not_a_token")
+    page.click("#login-form button")
+    page.wait_for_selector("#login-error:has-text('invalid token')")
+    page.fill("#token", served.token)
+    page.click("#login-form button")
+    page.wait_for_selector("#view-jobs:not([hidden])")
+    assert page.inner_text("#whoami") == "alice"
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def submit_job(page: Any, trials: int) -> int:
+    page.click("nav >> text=New job")
+    page.wait_for_selector("#new-job-form select[name=space] option[value=edgetpu]", state="attached")
+    page.fill("#new-job-form input[name=name]", "from the browser")
+    page.fill("#new-job-form input[name=trials]", str(trials))
+    page.select_option("#new-job-form select[name=scorer]", "estimate")
+    page.fill("#new-job-form input[name=max_latency_ms]", "1.2")
+    page.click("#new-job-form button[type=submit]")
+    page.wait_for_url(re.compile(r"#/jobs/\d+$"))
+    return int(page.url.rsplit("/", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def job(browser: Any, served: Served) -> tuple[Any, int]:
+    page = logged_in(browser, served)
+    job_id = submit_job(page, trials=12)
+    # Live updates: the page polls while the job runs, so points arrive without a reload.
+    page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points || 0) > 0", timeout=60_000)
+    page.wait_for_selector("#job-status:has-text('completed')", timeout=60_000)
+    assert "edgetpu on edgetpu_usb" in page.inner_text("#job-status")  # the form's defaults
+    page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points) === 12")
+    return page, job_id
+
+
+def test_job_page_shows_plot_front_and_hover(job: tuple[Any, int]) -> None:
+    page, job_id = job
+    traces = page.evaluate("document.querySelector('#pareto-plot').data.map(t => [t.name, t.type, t.x.length])")
+    names = {name: (kind, n) for name, kind, n in traces}
+    assert names["Pareto front"][0] == "scattergl" and names["Pareto front"][1] >= 1
+    assert names["trials"][1] + names["infeasible"][1] == 12 and names["infeasible"][1] >= 1
+    assert page.locator("#front-table tbody tr").count() == names["Pareto front"][1]
+    # A real mouse hover over the first front point, at its pixel position.
+    x, y = page.evaluate(POINT_PIXEL)
+    page.mouse.move(x, y)
+    page.wait_for_function("document.querySelector('#hover-arch').textContent.startsWith('r32_n10/')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
+    page, job_id = job
+    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}")
+    page.wait_for_selector("#front-table tbody tr a")
+    page.click("#front-table tbody tr a")
+    page.wait_for_url(re.compile(rf"#/jobs/{job_id}/candidates/\d+$"))
+    page.wait_for_selector("#layer-table tbody tr")
+    assert page.inner_text("#candidate-arch").startswith("r32_n10/")
+    assert page.locator("#latency-plot .main-svg").count() >= 1
+    assert page.is_disabled("#download-tflite")  # estimate-scored: never exported
+    page.goto(page.url.split("#")[0] + f"#/compare?ids={job_id}")
+    page.wait_for_function("(document.querySelector('#compare-plot').data || []).length === 1")
+    page.goto(page.url.split("#")[0] + "#/jobs")
+    page.wait_for_selector(f"#jobs-table tr[data-job-id='{job_id}'] .status.completed")
+    assert page.errors == []
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_candidate_tflite_downloads(job: tuple[Any, int], served: Served) -> None:
+    """The int8 file a trained candidate would have: built and converted from its own architecture."""
+    from nas_service.trainer.tflite_export import convert_int8
+    from search_spaces import decode
+    from search_spaces.keras_builder import build_keras
+
+    page, job_id = job
+    engine = make_engine(served.database_url)
+    with engine.begin() as conn:
+        cid, arch = conn.execute(sa.select(Candidate.id, Candidate.arch).where(
+            Candidate.job_id == job_id, Candidate.on_front.is_(True)).order_by(Candidate.latency_ms)).first()
+        model = build_keras(decode(arch))
+        data = convert_int8(model, np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32), num_samples=8)
+        path = served.artifacts_dir / f"job-{job_id}" / f"{cid}.tflite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        conn.execute(sa.update(Candidate).where(Candidate.id == cid).values(tflite_path=str(path)))
+    engine.dispose()
+    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}/candidates/{cid}")
+    page.wait_for_selector("#download-tflite:not([disabled])")
+    with page.expect_download() as download:
+        page.click("#download-tflite")
+    saved = download.value.path()
+    assert download.value.suggested_filename == f"candidate_{cid}.tflite"
+    body = Path(saved).read_bytes()
+    assert body == data and body[4:8] == b"TFL3"

@@ -50,7 +50,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                              "--port", str(port), "--workers", "1", "--log-level", "warning"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core CI machine can take long to import
         while True:
             try:
                 urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)

@@ -57,8 +57,8 @@ def job(browser: Any, served: Served) -> tuple[Any, int]:
     page = logged_in(browser, served)
     job_id = submit_job(page, trials=12)
     # Live updates: the page polls while the job runs, so points arrive without a reload.
-    page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points || 0) > 0", timeout=60_000)
-    page.wait_for_selector("#job-status:has-text('completed')", timeout=60_000)
+    page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points || 0) > 0", timeout=180_000)
+    page.wait_for_selector("#job-status:has-text('completed')", timeout=180_000)
     assert "edgetpu on edgetpu_usb" in page.inner_text("#job-status")  # the form's defaults
     page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points) === 12")
     return page, job_id

@@ -179,7 +179,7 @@ def main() -> None:
                         line = {"bench": "api_load", "backend": backend, "endpoint": endpoint, "cache": cache,
                                 "role": "service" if cache == "on" else "baseline (no result cache)",
                                 "trials": args.trials, "concurrency": args.concurrency, **result,
-                                "seed_seconds": round(seed_s, 1)}
+                                "seed_seconds": round(seed_s, 1), "load_average_1m": round(os.getloadavg()[0], 2)}
                         if endpoint == "front":
                             line.update(target_p99_ms=TARGET_P99_MS, meets_target=result["p99_ms"] <= TARGET_P99_MS)
                         print(json.dumps(line), flush=True)

@@ -1,0 +1,108 @@
+"""Page load of the dashboard's job page for a 10,000-trial job in headless Chromium.
+
+Measured from navigation start (a fresh browser context each run: nothing cached) until the Pareto
+plot is drawn and interactive, as `performance.now()` in the page. Baseline, measured in the same
+run against the same server: the row-oriented way (what optuna-dashboard does: every trial as a JSON
+object with its architecture string, paged in, drawn as an SVG scatter). Target: under 2 s.
+
+    .venv/bin/python bench/dashboard_load.py [--trials 10000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_load import prepare, server, sqlite_db  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TARGET_MS = 2000.0
+
+BASELINE_PAGE = """<!doctype html><html><head><script src="/static/plotly.min.js"></script></head><body>
+<div id="plot" style="width:1200px;height:520px"></div>
+<script>
+(async () => {
+  const headers = {Authorization: "Bearer TOKEN"};
+  let items = [];
+  for (let offset = 0; ; offset += 1000) {
+    const page = await (await fetch(`/api/v1/jobs/JOB/trials?limit=1000&offset=${offset}`, {headers})).json();
+    items = items.concat(page.items);
+    if (offset + 1000 >= page.total) break;
+  }
+  await Plotly.newPlot("plot", [{type: "scatter", mode: "markers", x: items.map((t) => t.latency_ms),
+    y: items.map((t) => t.accuracy), text: items.map((t) => t.arch)}], {hovermode: "closest"});
+  window.renderedMs = performance.now();
+})();
+</script></body></html>"""
+
+
+def payload_bytes(port: int, path: str, token: str, gzip: bool) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={
+        "Authorization": f"Bearer {token}", "Accept-Encoding": "gzip" if gzip else "identity"})
+    with urllib.request.urlopen(request) as response:
+        return len(response.read())
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with sqlite_db() as url:
+        job_id, token, _ = prepare(url, args.trials)
+        with server(url, "on") as port, sync_playwright() as playwright:
+            base = f"http://127.0.0.1:{port}"
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+            def load(path: str, ready: str, timing: str, route: str | None = None) -> float:
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                context.add_init_script(f"localStorage.setItem('nas-token', {json.dumps(token)})")
+                page = context.new_page()
+                if route:
+                    page.route(f"{base}{route}", lambda r: r.fulfill(
+                        content_type="text/html",
+                        body=BASELINE_PAGE.replace("TOKEN", token).replace("JOB", str(job_id))))
+                page.goto(f"{base}{path}")
+                page.wait_for_function(ready, timeout=300_000)
+                elapsed = float(page.evaluate(timing))
+                context.close()
+                return elapsed
+
+            variants = {
+                "dashboard (columnar points + scattergl)": lambda: load(
+                    f"/#/jobs/{job_id}", "document.querySelector('#pareto-plot').dataset.rendered === '1'",
+                    "window.nasTimings.plotRenderedMs"),
+                "baseline (every trial as a JSON object + SVG scatter)": lambda: load(
+                    "/baseline.html", "window.renderedMs !== undefined", "window.renderedMs", route="/baseline.html"),
+            }
+            sizes = {
+                "dashboard (columnar points + scattergl)": f"/api/v1/jobs/{job_id}/points",
+                "baseline (every trial as a JSON object + SVG scatter)":
+                    f"/api/v1/jobs/{job_id}/trials?limit=1000&offset=0",
+            }
+            for name, run in variants.items():
+                run()  # warm-up: server-side caches, not the browser's (each run has a fresh context)
+                times = [run() for _ in range(args.runs)]
+                pages = 1 if "columnar" in name else -(-args.trials // 1000)
+                line = {"bench": "dashboard_load", "variant": name, "trials": args.trials, "runs": args.runs,
+                        "median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1),
+                        "payload_bytes": pages * payload_bytes(port, sizes[name], token, gzip=False),
+                        "payload_gzip_bytes": pages * payload_bytes(port, sizes[name], token, gzip=True),
+                        "load_average_1m": round(os.getloadavg()[0], 2)}
+                if "columnar" in name:
+                    line.update(target_ms=TARGET_MS, meets_target=max(times) <= TARGET_MS)
+                print(json.dumps(line), flush=True)
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from nas_service.controller import pareto
 from nas_service.db.models import Candidate, Job, Trial
@@ -97,14 +97,22 @@ def list_trials(session: Session, job_id: int, *, owner: str | None = None, offs
     total = session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
     rows = session.execute(
         base.add_columns(Candidate).outerjoin(Candidate, Candidate.id == Trial.candidate_id)
+        .options(load_only(Candidate.id, Candidate.arch, Candidate.on_front))  # never sort big JSON columns
         .order_by(column.is_(None), order, Trial.number).offset(offset).limit(limit))
     return Page([TrialView.of(t, c) for t, c in rows], total, offset, limit)
+
+
+FRONT_COLUMNS = (Candidate.id, Candidate.arch, Candidate.accuracy, Candidate.latency_ms, Candidate.params,
+                 Candidate.model_bytes, Candidate.model_bytes_estimate, Candidate.int8_accuracy,
+                 Candidate.latency_profile, Candidate.tflite_path)
+"""What a `FrontPoint` reads: the analysis and latency JSON stay unloaded."""
 
 
 def get_front(session: Session, job_id: int, *, owner: str | None = None) -> list[FrontPoint]:
     """The job's Pareto front, fastest first."""
     _job(session, job_id, owner)
-    rows = session.scalars(sa.select(Candidate).where(Candidate.job_id == job_id, Candidate.on_front.is_(True))
+    rows = session.scalars(sa.select(Candidate).options(load_only(*FRONT_COLUMNS))
+                           .where(Candidate.job_id == job_id, Candidate.on_front.is_(True))
                            .order_by(Candidate.latency_ms, Candidate.id))
     return [FrontPoint.of(c) for c in rows]
 

@@ -1,54 +1,77 @@
 """The host-CPU latency model (`cpu_litert`: int8 TFLite through XNNPACK on one thread).
 
-A CPU runs one op after another, so latency is a sum over layers of linear costs: nanoseconds per
-MAC differ for 1x1 convolutions (GEMM), k x k convolutions (im2col + GEMM), depthwise convolutions
-and dense layers; elementwise ops cost per element touched; every op pays a dispatch cost; every
-invocation pays a fixed overhead. The coefficients are fitted by non-negative least squares on
-relative error from `nas latency collect` measurements (`fit_cpu`).
+A CPU runs one op after another, so latency is a sum over layers of linear costs, one small set of
+coefficients per kernel kind, as nn-Meter fits one predictor per kernel: 1x1 convolutions (GEMM),
+k x k full convolutions, depthwise convolutions (by kernel size: XNNPACK has a micro-kernel per
+size), dense layers (including the 1x1 convolutions of squeeze-excite, which see one position),
+activation passes and elementwise ops. Each kind pays per MAC, per element read or written, per MB
+of weights where that matters, and per op; every invocation pays a fixed overhead. The
+coefficients are fitted by non-negative least squares on relative error from `nas latency collect`
+measurements (`calibration.fit_cpu`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from latency_models import features as f
 from latency_models.estimate import LatencyEstimate, LayerLatency
-from latency_models.features import COMPUTE, ELEMENTWISE, LayerTable
+from latency_models.features import LayerTable, TableBatch
 from latency_models.profiles import DeviceProfile
 
-COLUMNS = ("ms_per_gmac_conv1x1", "ms_per_gmac_conv", "ms_per_gmac_depthwise", "ms_per_gmac_dense",
-           "ms_per_melement", "ms_per_op")
+COLUMNS = ("ms_per_gmac_conv1x1", "ms_per_melement_conv1x1", "ms_per_conv1x1",
+           "ms_per_gmac_conv", "ms_per_melement_conv", "ms_per_conv",
+           "ms_per_gmac_depthwise3", "ms_per_gmac_depthwise5", "ms_per_gmac_depthwise7", "ms_per_melement_depthwise",
+           "ms_per_depthwise",
+           "ms_per_mb_dense", "ms_per_dense",
+           "ms_per_melement_activation", "ms_per_melement_elementwise", "ms_per_elementwise")
 
 
-def layer_features(table: LayerTable) -> np.ndarray:
+def layer_features(rows: np.ndarray) -> np.ndarray:
     """(layers x COLUMNS) feature matrix whose product with the coefficients is ms per layer."""
-    ops = np.asarray(table.ops)
-    gmacs = table.macs * 1e-9
-    conv = ops == "conv2d"
-    kernel_one = table.kernels == 1
-    one = conv & kernel_one
+    kind, opcode, kernel = rows[:, f.KIND], rows[:, f.OPCODE], rows[:, f.KERNEL]
+    gmacs = rows[:, f.MACS] * 1e-9
+    io = (rows[:, f.IN_ELEMENTS] + rows[:, f.OUT_ELEMENTS]) * 1e-6
+    conv = (opcode == f.CONV) & (rows[:, f.POSITIONS] > 1)
+    one, full = conv & (kernel == 1), conv & (kernel > 1)
+    dense = (opcode == f.DENSE) | ((opcode == f.CONV) & (rows[:, f.POSITIONS] <= 1))
+    dw = opcode == f.DEPTHWISE
+    elementwise = kind == f.ELEMENTWISE
+    compute = kind == f.COMPUTE
+    zero = np.zeros(len(rows))
     return np.column_stack([
-        np.where(one, gmacs, 0.0),
-        np.where(conv & ~kernel_one, gmacs, 0.0),
-        np.where(ops == "depthwise_conv2d", gmacs, 0.0),
-        np.where(ops == "fully_connected", gmacs, 0.0),
-        table.elements * 1e-6,
-        ((table.kind == COMPUTE) | (table.kind == ELEMENTWISE)).astype(float),
+        np.where(one, gmacs, zero), np.where(one, io, zero), one.astype(float),
+        np.where(full, gmacs, zero), np.where(full, io, zero), full.astype(float),
+        np.where(dw & (kernel <= 3), gmacs, zero), np.where(dw & (kernel == 5), gmacs, zero),
+        np.where(dw & (kernel >= 7), gmacs, zero), np.where(dw, io, zero), dw.astype(float),
+        np.where(dense, rows[:, f.PARAM_BYTES] * 1e-6, zero), dense.astype(float),
+        np.where(compute, rows[:, f.ELEMENTS] * 1e-6, zero),
+        np.where(elementwise, rows[:, f.ELEMENTS] * 1e-6, zero), elementwise.astype(float),
     ])
 
 
 def coefficients(profile: DeviceProfile) -> np.ndarray:
-    return np.array([profile.constants[c] for c in COLUMNS])
+    return np.array([profile.constants.get(c, 0.0) for c in COLUMNS])
 
 
-def total_ms(table: LayerTable, profile: DeviceProfile) -> float:
-    return float(profile.constants["overhead_ms"] + (layer_features(table) @ coefficients(profile)).sum())
+def layer_times(table: LayerTable, profile: DeviceProfile) -> np.ndarray:
+    times: np.ndarray = layer_features(table.rows) @ coefficients(profile)
+    return times
+
+
+def batch_totals(batch: TableBatch, profile: DeviceProfile) -> np.ndarray:
+    """Total ms of each network of the batch (per-network sums in layer order, as `estimate` sums)."""
+    times = layer_features(batch.rows) @ coefficients(profile)
+    seg = np.repeat(np.arange(len(batch.lengths)), batch.lengths)
+    sums: np.ndarray = np.bincount(seg, weights=times, minlength=len(batch.lengths))
+    return profile.constants["overhead_ms"] + sums
 
 
 def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
-    times = layer_features(table) @ coefficients(profile)
+    times = layer_times(table, profile)
     overhead = profile.constants["overhead_ms"]
+    total = float(batch_totals(TableBatch.of([table]), profile)[0])
     layers = (LayerLatency("invoke", "overhead", overhead, "cpu"),
               *(LayerLatency(n, o, float(t), "cpu") for n, o, t in zip(table.names, table.ops, times.tolist(),
                                                                        strict=True)))
-    return LatencyEstimate(float(overhead + times.sum()), layers, 0, 0, (), table.unmodeled, profile.name,
-                           profile.version)
+    return LatencyEstimate(total, layers, 0, 0, (), table.unmodeled, profile.name, profile.version)

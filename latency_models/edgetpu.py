@@ -1,73 +1,114 @@
-"""The Edge TPU latency model: compute on a channel-aligned array, a parameter cache, a host link.
+"""The Edge TPU latency model: an array whose efficiency falls with activation size, a parameter
+cache, and a host link that streams what does not fit.
 
-Per layer, on the TPU:
-  compute = ms_per_gmac * padded GMACs + ms_per_melement * M elements of elementwise work
-  memory  = ms_per_mb_link * MB of parameters that did not fit the on-chip cache (streamed every run)
-  time    = max(compute, memory)   (streaming overlaps the layer's own compute)
-The padded MACs round the reduction length (k*k*cin; k*k for depthwise) and the output channels up
-to the array's alignment, so narrow layers and depthwise convolutions use the array poorly. The
-cache fills in execution order. The input crosses the link once, and every invocation pays a fixed
-overhead. The first op the compiler cannot map (see `edgetpu_ops`) and every op after it run on the
-host CPU, priced by the profile's `host` constants.
+Per layer on the TPU (padded GMACs round the reduction k*k*cin, k*k for depthwise, and the output
+channels up to the array's alignment, so narrow and depthwise layers use the array poorly):
+
+  compute = padded GMACs * (ms_per_gmac + ms_per_gmac_per_mb_activation * MB of input + output)
+            + ms_per_melement * M elements of elementwise work + ms_per_layer
+
+`ms_per_layer` (fixed, 10 us) is the array's cost of starting a layer.
+Layers whose activations are large run further below peak: the tiles hold only a slice of them.
+Parameters fill the ~7.9 MiB cache in execution order; the rest is streamed from the host on every
+invocation. Streamed weights of a convolution (reused over its output positions) are prefetched
+over the link while earlier layers compute, up to `prefetch_bytes` per layer: their link time
+only counts where it exceeds the compute of the whole graph. The part of a layer's weights beyond
+the prefetch buffer, and all streamed weights of fully connected layers (reuse 1), are fetched
+when the layer runs, at `ms_per_mb_link`. So
+
+  total = overhead_ms + ms_per_mb_link * (input MB + synchronously streamed MB) + sum(compute)
+          + max(0, ms_per_mb_prefetch * prefetched MB - sum(compute)) + CPU fallback time
+
+The first op the compiler cannot map (see `edgetpu_ops`) and every op after it run on the host
+CPU, priced by the profile's `host` constants. `batch_totals` prices many networks in one pass;
+`estimate` adds the per-layer breakdown and gives the same total.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from latency_models import edgetpu_ops
+from latency_models import features as f
 from latency_models.estimate import LatencyEstimate, LayerLatency
-from latency_models.features import FREE, UNMODELED, LayerTable
+from latency_models.features import LayerTable, TableBatch
 from latency_models.profiles import DeviceProfile
 
-FITTED = ("overhead_ms", "ms_per_gmac", "ms_per_melement", "ms_per_mb_link")
-PRIOR = {"overhead_ms": 0.5, "ms_per_gmac": 1.0, "ms_per_melement": 1.0, "ms_per_mb_link": 2.5}
-"""Datasheet-scale starting points: ~0.5 ms per invoke, half of the 2 TMAC/s peak, 1 G elements/s,
-400 MB/s of practical USB 3 bandwidth. Calibration shrinks towards them in log space."""
-
-_UNSUPPORTED_ACTIVATIONS = {"hswish": "HARD_SWISH"}
-"""Fused activations whose TFLite op the compiler does not map (the op after the layer falls back)."""
-_TFLITE_SPELLING = {"swish": "LOGISTIC", "sigmoid": "LOGISTIC", "hard_sigmoid": "RELU6", "identity": "RESHAPE",
-                    "hswish": "HARD_SWISH"}
-"""Keras-side op names of standalone activations, as the TFLite ops they become."""
+FITTED = ("overhead_ms", "ms_per_gmac", "ms_per_gmac_per_mb_activation", "ms_per_melement", "ms_per_mb_prefetch",
+          "ms_per_mb_link")
+PRIOR = {"overhead_ms": 1.0, "ms_per_gmac": 1.0, "ms_per_gmac_per_mb_activation": 1.0, "ms_per_melement": 1.0,
+         "ms_per_mb_prefetch": 1.0, "ms_per_mb_link": 2.0}
+"""Datasheet-scale starting points: ~1 ms per invoke, a quarter of the 2 TMAC/s peak (slower by as
+much again per MB of activations), 1 G elements/s, and ~500 MB/s (2 ms/MB) of practical USB 3
+bandwidth for weights fetched when needed (1 ms/MB when prefetched in bulk). Calibration shrinks
+towards them in log space."""
 
 
-def fallback_start(table: LayerTable) -> tuple[int, str]:
-    """Index of the first layer that runs on the CPU (len if none), and the TFLite op that caused it."""
-    for i, op in enumerate(table.ops):
-        tflite_op = _TFLITE_SPELLING.get(op, op)
-        if table.kind[i] != UNMODELED and \
-                edgetpu_ops.unsupported_reason(edgetpu_ops.OpDetails(tflite_op)) is not None:
-            return i, tflite_op
-        if table.activations[i] in _UNSUPPORTED_ACTIVATIONS:
-            return i + 1, _UNSUPPORTED_ACTIVATIONS[str(table.activations[i])]
-    return len(table.ops), ""
+@dataclass(frozen=True)
+class _Terms:
+    """Per-layer terms of a batch of tables (rows concatenated), and per-table sums."""
+
+    layer_ms: np.ndarray  # compute + synchronous streaming on the TPU, host time on the CPU, 0 when free
+    memory_bound: np.ndarray
+    streamed: np.ndarray
+    on_cpu: np.ndarray
+    first_cpu: np.ndarray  # per table
+    hidden_excess_ms: np.ndarray  # per table: prefetch link time not hidden behind compute
+    io_ms: np.ndarray  # per table: invocation overhead and input transfer
+    total_ms: np.ndarray  # per table
 
 
-def layer_times(table: LayerTable, profile: DeviceProfile) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(ms per layer, memory-bound mask, streamed bytes per layer, first CPU layer)."""
+def _terms(batch: TableBatch, profile: DeviceProfile) -> _Terms:
     c, fixed = profile.constants, profile.fixed
-    padded = table.padded_macs(int(fixed["reduction_align"]), int(fixed["channel_align"]))
-    compute = c["ms_per_gmac"] * padded * 1e-9 + c["ms_per_melement"] * table.elements * 1e-6
-    cum = np.cumsum(table.param_bytes)
+    rows, lengths = batch.rows, batch.lengths
+    n = len(lengths)
+    seg = np.repeat(np.arange(n), lengths)
+    starts = np.cumsum(lengths) - lengths
+    local = np.arange(len(rows)) - starts[seg]
+    kind, code = rows[:, f.KIND], rows[:, f.FALLBACK]
+    never = np.iinfo(np.int64).max
+    candidate = np.where(code == f.OP_FALLS_BACK, local, np.where(code == f.NEXT_FALLS_BACK, local + 1, never))
+    first_cpu = np.full(n, never)
+    np.minimum.at(first_cpu, seg, candidate)
+    first_cpu = np.minimum(first_cpu, lengths)
+    on_cpu = local >= first_cpu[seg]
+    priced = (kind == f.COMPUTE) | (kind == f.ELEMENTWISE)
+    on_tpu = priced & ~on_cpu
+
+    padded_gmacs = f.padded_macs(rows, int(fixed["reduction_align"]), int(fixed["channel_align"])) * 1e-9
+    activation_mb = (rows[:, f.IN_ELEMENTS] + rows[:, f.OUT_ELEMENTS]) * 1e-6
+    compute = (padded_gmacs * (c["ms_per_gmac"] + c["ms_per_gmac_per_mb_activation"] * activation_mb)
+               + c["ms_per_melement"] * rows[:, f.ELEMENTS] * 1e-6 + float(fixed["ms_per_layer"]))
+    compute = np.where(on_tpu, compute, 0.0)
+
+    param_bytes = np.where(on_tpu, rows[:, f.PARAM_BYTES], 0.0)
+    cum = np.cumsum(param_bytes)
+    cum -= np.concatenate([[0.0], cum])[starts][seg]  # cumulative within each table (exact: whole bytes)
     over = np.clip(cum - float(fixed["cache_bytes"]), 0.0, None)
-    streamed = np.diff(over, prepend=0.0)
-    memory = c["ms_per_mb_link"] * streamed * 1e-6
-    times = np.maximum(compute, memory)
-    first_cpu, _ = fallback_start(table)
+    streamed = over - np.clip(cum - param_bytes - float(fixed["cache_bytes"]), 0.0, None)
+    dense = (kind == f.COMPUTE) & (rows[:, f.POSITIONS] <= 1)
+    prefetched = np.where(dense, 0.0, np.minimum(streamed, float(fixed["prefetch_bytes"])))
+    sync_ms = c["ms_per_mb_link"] * (streamed - prefetched) * 1e-6
+
     host = fixed["host"]
-    cpu = host["ms_per_gmac"] * table.macs * 1e-9 + host["ms_per_melement"] * table.elements * 1e-6
-    on_cpu = np.arange(len(times)) >= first_cpu
-    times = np.where(on_cpu, cpu, times)
-    times = np.where((table.kind == FREE) | (table.kind == UNMODELED), 0.0, times)
-    streamed = np.where(on_cpu, 0.0, streamed)
-    return times, (memory > compute) & ~on_cpu, streamed, first_cpu
+    cpu = host["ms_per_gmac"] * rows[:, f.MACS] * 1e-9 + host["ms_per_melement"] * rows[:, f.ELEMENTS] * 1e-6
+    layer_ms = np.where(on_cpu & priced, cpu, compute + sync_ms)
+
+    def per_table(values: np.ndarray) -> np.ndarray:
+        summed: np.ndarray = np.bincount(seg, weights=values, minlength=n)
+        return summed
+
+    tpu_compute = per_table(compute)
+    hidden_excess = np.maximum(c["ms_per_mb_prefetch"] * per_table(prefetched) * 1e-6 - tpu_compute, 0.0)
+    io_ms = c["overhead_ms"] + c["ms_per_mb_prefetch"] * batch.input_bytes * 1e-6
+    total = io_ms + per_table(layer_ms) + hidden_excess
+    return _Terms(layer_ms, (sync_ms > compute) & on_tpu, streamed, on_cpu, first_cpu, hidden_excess, io_ms, total)
 
 
-def total_ms(table: LayerTable, profile: DeviceProfile) -> float:
-    times, _, _, first_cpu = layer_times(table, profile)
-    c = profile.constants
-    return float(c["overhead_ms"] + times.sum() + c["ms_per_mb_link"] * table.input_bytes * 1e-6)
+def batch_totals(batch: TableBatch, profile: DeviceProfile) -> np.ndarray:
+    """Total ms of each network of the batch: one vectorised pass over all their rows."""
+    return _terms(batch, profile).total_ms
 
 
 def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
@@ -79,16 +120,19 @@ def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
 
 
 def _estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
-    times, memory_bound, streamed, first_cpu = layer_times(table, profile)
-    c = profile.constants
-    io_ms = c["overhead_ms"] + c["ms_per_mb_link"] * table.input_bytes * 1e-6
-    bounds = np.where(np.arange(len(times)) >= first_cpu, "cpu", np.where(memory_bound, "memory", "compute"))
-    layers = tuple(LayerLatency(n, o, float(t), str(b))
-                   for n, o, t, b in zip(table.names, table.ops, times.tolist(), bounds.tolist(), strict=True))
-    layers = (LayerLatency("invoke+io", "overhead", float(io_ms), "memory"), *layers)
-    on_chip = int(table.param_bytes[:first_cpu].sum() - streamed.sum())
+    terms = _terms(TableBatch.of([table]), profile)
+    first_cpu = int(terms.first_cpu[0])
+    bounds = np.where(terms.on_cpu, "cpu", np.where(terms.memory_bound, "memory", "compute"))
+    layers = [LayerLatency("invoke+io", "overhead", float(terms.io_ms[0]), "memory"),
+              *(LayerLatency(n, o, t, str(b)) for n, o, t, b in
+                zip(table.names, table.ops, terms.layer_ms.tolist(), bounds.tolist(), strict=True))]
+    if terms.hidden_excess_ms[0] > 0:
+        layers.append(LayerLatency("weight prefetch beyond compute", "stream", float(terms.hidden_excess_ms[0]),
+                                   "memory"))
+    streamed = int(terms.streamed.sum())
+    tpu_params = int(np.where(terms.on_cpu, 0.0, table.param_bytes).sum())
     fallback = tuple(table.ops[first_cpu:])
-    if first_cpu < len(table.ops) and first_cpu > 0 and table.activations[first_cpu - 1] in _UNSUPPORTED_ACTIVATIONS:
-        fallback = (_UNSUPPORTED_ACTIVATIONS[str(table.activations[first_cpu - 1])].lower(), *fallback)
-    return LatencyEstimate(float(io_ms + times.sum()), layers, on_chip, int(streamed.sum()), fallback,
+    if 0 < first_cpu < len(table.ops) and table.activations[first_cpu - 1] in f.UNSUPPORTED_ACTIVATIONS:
+        fallback = (f.UNSUPPORTED_ACTIVATIONS[str(table.activations[first_cpu - 1])].lower(), *fallback)
+    return LatencyEstimate(float(terms.total_ms[0]), tuple(layers), tpu_params - streamed, streamed, fallback,
                            table.unmodeled, profile.name, profile.version)

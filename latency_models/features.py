@@ -1,23 +1,30 @@
-"""The layer IR as numpy columns, computed once per network and shared by every device model.
+"""The layer IR as numeric columns, computed once per network and shared by every device model.
 
-Each layer gets a kind (compute, elementwise, free or unmodeled), its MACs, the MACs it occupies
-on an array of given channel alignment, its parameter bytes as int8 (int32 bias per output
-channel), and the tensor elements it reads or writes. Non-free activations (hard-swish, swish,
-sigmoid, ...) fused into a layer cost as many elementwise passes over its output as TFLite runs.
+Each layer becomes one row of `COLUMNS`: its kind (compute, elementwise, free or unmodeled), an op
+code, its MACs, reduction length, output channels and positions, its parameter bytes as int8 (int32
+bias per output channel), the elements an elementwise pass touches (non-free activations fused into
+a layer cost as many passes over its output as TFLite runs), its input and output elements, kernel,
+and the Edge TPU fallback code of the op. A layer is first reduced to integer `SPEC`s and
+`rows_from_specs` computes every column, vectorised: the readers' `Layer`s and the fast `ArchSpec`
+path (`arch_rows`) both go through it, so both give the same table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from latency_models import edgetpu_ops
 from search_spaces.analysis import Layer
 
 COMPUTE, ELEMENTWISE, FREE, UNMODELED = 0, 1, 2, 3
+OTHER, CONV, DEPTHWISE, DENSE = 0, 1, 2, 3
+"""Op codes: compute layers by kind, everything else OTHER."""
 
-COMPUTE_OPS = frozenset({"conv2d", "depthwise_conv2d", "fully_connected"})
+COMPUTE_OPS = {"conv2d": CONV, "depthwise_conv2d": DEPTHWISE, "fully_connected": DENSE}
 ELEMENTWISE_OPS = frozenset({
     "add", "sub", "mul", "maximum", "minimum", "concatenation", "pad", "padv2", "mean", "reduce_max", "sum",
     "max_pool_2d", "average_pool_2d", "softmax", "logistic", "hard_swish", "relu", "relu6", "tanh", "swish",
@@ -30,35 +37,38 @@ ACTIVATION_PASSES = {None: 0, "relu": 0, "relu6": 0, "hswish": 1, "hard_sigmoid"
                      "softmax": 1, "swish": 2, "gelu": 2, "elu": 1}
 """Extra elementwise passes a fused activation costs (relu/relu6 clamp for free in int8 kernels)."""
 
+COLUMNS = ("kind", "opcode", "macs", "reduction", "out_channels", "positions", "param_bytes", "elements",
+           "in_elements", "out_elements", "kernel", "fallback")
+(KIND, OPCODE, MACS, REDUCTION, OUT_CHANNELS, POSITIONS, PARAM_BYTES, ELEMENTS, IN_ELEMENTS, OUT_ELEMENTS, KERNEL,
+ FALLBACK) = range(len(COLUMNS))
 
-@dataclass(frozen=True)
-class LayerTable:
-    names: tuple[str, ...]
-    ops: tuple[str, ...]
-    kind: np.ndarray  # int8 codes above
-    macs: np.ndarray  # float64
-    reduction: np.ndarray  # MAC reduction length per output (k*k*cin, k*k for depthwise, cin for dense)
-    out_channels: np.ndarray
-    positions: np.ndarray  # output positions per output channel (H*W)
-    param_bytes: np.ndarray
-    elements: np.ndarray  # elements an elementwise op touches, plus activation passes of compute ops
-    input_bytes: int
-    activations: tuple[str | None, ...]
-    kernels: np.ndarray
-    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """Per-profile results of the device models, so a table is priced once per profile."""
+NO_FALLBACK, OP_FALLS_BACK, NEXT_FALLS_BACK = 0, 1, 2
+"""Edge TPU fallback codes: the op runs on the TPU; the op itself cannot be mapped; its fused
+activation cannot be mapped, so the CPU takes over from the next op."""
 
-    @property
-    def unmodeled(self) -> tuple[str, ...]:
-        """Ops no device model can price, as `op (layer name)`."""
-        return tuple(f"{op} ({name})" for op, name, k in zip(self.ops, self.names, self.kind, strict=True)
-                     if k == UNMODELED)
+UNSUPPORTED_ACTIVATIONS = {"hswish": "HARD_SWISH"}
+"""Fused activations whose TFLite op the compiler does not map (the op after the layer falls back)."""
+TFLITE_SPELLING = {"swish": "LOGISTIC", "sigmoid": "LOGISTIC", "hard_sigmoid": "RELU6", "identity": "RESHAPE",
+                   "hswish": "HARD_SWISH"}
+"""Keras-side op names of standalone activations, as the TFLite ops they become."""
 
-    def padded_macs(self, reduction_align: int, channel_align: int) -> np.ndarray:
-        """MACs occupied on an array that processes `reduction_align` x `channel_align` lanes at once."""
-        red = np.ceil(self.reduction / reduction_align) * reduction_align
-        out = np.ceil(self.out_channels / channel_align) * channel_align
-        return np.where(self.kind == COMPUTE, self.positions * red * out, 0.0)
+_FALLBACK_CACHE: dict[tuple[str, str | None, int], int] = {}
+
+
+def fallback_code(op: str, activation: str | None, kind: int) -> int:
+    """Whether the Edge TPU compiler maps this op (see `edgetpu_ops`); memoised per (op, activation)."""
+    key = (op, activation, kind)
+    code = _FALLBACK_CACHE.get(key)
+    if code is None:
+        tflite_op = TFLITE_SPELLING.get(op, op)
+        if kind != UNMODELED and edgetpu_ops.unsupported_reason(edgetpu_ops.OpDetails(tflite_op)) is not None:
+            code = OP_FALLS_BACK
+        elif activation in UNSUPPORTED_ACTIVATIONS:
+            code = NEXT_FALLS_BACK
+        else:
+            code = NO_FALLBACK
+        _FALLBACK_CACHE[key] = code
+    return code
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -68,31 +78,138 @@ def _size(shape: tuple[int, ...]) -> int:
     return n
 
 
+SPEC = ("op_activation", "in_elements", "out_elements", "channels", "kernel", "weights", "bias", "batch_norm", "macs")
+"""What `rows_from_specs` needs of a layer, as integers; `op_activation` interns the (op, activation) pair."""
+
+_OP_ACTIVATIONS: list[tuple[str, str | None]] = []
+_OP_ACTIVATION_IDS: dict[tuple[str, str | None], int] = {}
+_LOOKUP: list[np.ndarray] = []
+
+
+def op_activation_id(op: str, activation: str | None) -> int:
+    key = (op, activation)
+    found = _OP_ACTIVATION_IDS.get(key)
+    if found is None:
+        found = _OP_ACTIVATION_IDS[key] = len(_OP_ACTIVATIONS)
+        _OP_ACTIVATIONS.append(key)
+    return found
+
+
+def layer_spec(op: str, input_shape: tuple[int, ...], output_shape: tuple[int, ...], kernel: int, weights: int,
+               bias: bool, batch_norm: bool, activation: str | None, macs: int) -> tuple[int, ...]:
+    """The `SPEC` of one layer of the IR."""
+    return (op_activation_id(op, activation), _size(input_shape), _size(output_shape),
+            output_shape[-1] if output_shape else 0, kernel, weights, int(bias), int(batch_norm), macs)
+
+
+def _lookup() -> np.ndarray:
+    """(kind, opcode, activation passes, fallback code) per interned (op, activation) pair."""
+    if not _LOOKUP or len(_LOOKUP[0]) != len(_OP_ACTIVATIONS):
+        table = []
+        for op, activation in _OP_ACTIVATIONS:
+            kind = COMPUTE if op in COMPUTE_OPS else ELEMENTWISE if op in ELEMENTWISE_OPS else \
+                FREE if op in FREE_OPS else UNMODELED
+            table.append((kind, COMPUTE_OPS.get(op, OTHER), ACTIVATION_PASSES.get(activation, 1),
+                          fallback_code(op, activation, kind)))
+        _LOOKUP[:] = [np.array(table, dtype=np.int64).reshape(-1, 4)]
+    return _LOOKUP[0]
+
+
+def rows_from_specs(specs: np.ndarray) -> np.ndarray:
+    """(layers x COLUMNS) float rows from (layers x SPEC) integer specs: the one place features are computed."""
+    info = _lookup()[specs[:, 0]]
+    kind, opcode, passes, fallback = info[:, 0], info[:, 1], info[:, 2], info[:, 3]
+    in_size, out_size, channels, kernel, weights, bias, batch_norm, macs = specs[:, 1:].T
+    compute, elementwise = kind == COMPUTE, kind == ELEMENTWISE
+    c = np.where(channels == 0, 1, channels)
+    rows = np.zeros((len(specs), len(COLUMNS)))
+    rows[:, KIND] = kind
+    rows[:, OPCODE] = opcode
+    rows[:, MACS] = macs
+    rows[:, REDUCTION] = np.where(compute, macs / np.maximum(out_size, 1), 0.0)
+    rows[:, OUT_CHANNELS] = np.where(compute, c, 0)
+    rows[:, POSITIONS] = np.where(compute, out_size / c, 0.0)
+    rows[:, PARAM_BYTES] = np.where(compute, weights + np.where((bias | batch_norm) > 0, 4 * c, 0),
+                                    np.where(elementwise, weights + np.where(batch_norm > 0, channels, 0), 0))
+    rows[:, ELEMENTS] = np.where(compute, passes * out_size,
+                                 np.where(elementwise, (1 + passes) * np.maximum(out_size, in_size), 0))
+    rows[:, IN_ELEMENTS] = in_size
+    rows[:, OUT_ELEMENTS] = out_size
+    rows[:, KERNEL] = kernel
+    rows[:, FALLBACK] = fallback
+    return rows
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    """A network's layers as a (layers x COLUMNS) float array, with names for the per-layer breakdown.
+
+    """
+
+    names: tuple[str, ...]
+    ops: tuple[str, ...]
+    activations: tuple[str | None, ...]
+    rows: np.ndarray
+    input_bytes: int
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Per-profile results of the device models, so a table is priced once per profile."""
+
+    def column(self, index: int) -> np.ndarray:
+        return self.rows[:, index]
+
+    @property
+    def kind(self) -> np.ndarray:
+        return self.rows[:, KIND]
+
+    @property
+    def macs(self) -> np.ndarray:
+        return self.rows[:, MACS]
+
+    @property
+    def param_bytes(self) -> np.ndarray:
+        return self.rows[:, PARAM_BYTES]
+
+    @property
+    def elements(self) -> np.ndarray:
+        return self.rows[:, ELEMENTS]
+
+    @property
+    def unmodeled(self) -> tuple[str, ...]:
+        """Ops no device model can price, as `op (layer name)`."""
+        return tuple(f"{op} ({name})" for op, name, k in zip(self.ops, self.names, self.kind, strict=True)
+                     if k == UNMODELED)
+
+
+def padded_macs(rows: np.ndarray, reduction_align: int, channel_align: int) -> np.ndarray:
+    """MACs occupied on an array that processes `reduction_align` x `channel_align` lanes at once."""
+    red = np.ceil(rows[:, REDUCTION] / reduction_align) * reduction_align
+    out = np.ceil(rows[:, OUT_CHANNELS] / channel_align) * channel_align
+    result: np.ndarray = np.where(rows[:, KIND] == COMPUTE, rows[:, POSITIONS] * red * out, 0.0)
+    return result
+
+
+def specs_array(specs: list[tuple[int, ...]]) -> np.ndarray:
+    return np.array(specs, dtype=np.int64).reshape(len(specs), len(SPEC))
+
+
 def layer_table(layers: tuple[Layer, ...]) -> LayerTable:
-    n = len(layers)
-    kind = np.empty(n, np.int8)
-    macs, red, outc, pos, pbytes, elems = (np.zeros(n) for _ in range(6))
-    for i, la in enumerate(layers):
-        out_size = _size(la.output_shape)
-        if la.op in COMPUTE_OPS:
-            kind[i] = COMPUTE
-            c = la.output_shape[-1] if la.output_shape else 1
-            macs[i] = la.macs
-            outc[i] = c
-            pos[i] = out_size / max(c, 1)
-            red[i] = la.macs / max(out_size, 1)
-            pbytes[i] = la.weights + (4 * c if (la.bias or la.batch_norm) else 0)
-            elems[i] = ACTIVATION_PASSES.get(la.activation, 1) * out_size
-        elif la.op in ELEMENTWISE_OPS:
-            kind[i] = ELEMENTWISE
-            passes = 1 + ACTIVATION_PASSES.get(la.activation, 1)
-            elems[i] = passes * max(out_size, _size(la.input_shape))
-            pbytes[i] = la.weights + (la.output_shape[-1] if la.batch_norm and la.output_shape else 0)
-        elif la.op in FREE_OPS:
-            kind[i] = FREE
-        else:
-            kind[i] = UNMODELED
+    specs = [layer_spec(la.op, la.input_shape, la.output_shape, la.kernel, la.weights, la.bias, la.batch_norm,
+                        la.activation, la.macs) for la in layers]
     input_bytes = _size(layers[0].input_shape) if layers else 0
-    return LayerTable(tuple(la.name for la in layers), tuple(la.op for la in layers), kind, macs, red, outc, pos,
-                      pbytes, elems, input_bytes,
-                      tuple(la.activation for la in layers), np.array([la.kernel for la in layers]))
+    return LayerTable(tuple(la.name for la in layers), tuple(la.op for la in layers),
+                      tuple(la.activation for la in layers), rows_from_specs(specs_array(specs)), input_bytes)
+
+
+@dataclass(frozen=True)
+class TableBatch:
+    """Several networks' rows concatenated, for pricing them in one vectorised pass."""
+
+    rows: np.ndarray
+    lengths: np.ndarray
+    input_bytes: np.ndarray
+
+    @classmethod
+    def of(cls, tables: Sequence[LayerTable]) -> TableBatch:
+        rows = tables[0].rows if len(tables) == 1 else np.concatenate([t.rows for t in tables])
+        return cls(rows.reshape(-1, len(COLUMNS)), np.array([len(t.rows) for t in tables], dtype=np.int64),
+                   np.array([t.input_bytes for t in tables], dtype=np.float64))

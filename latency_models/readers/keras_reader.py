@@ -3,7 +3,9 @@
 Batch-norm that directly follows a convolution or dense layer is folded into it, and an activation
 that directly follows a layer is fused into it, as the TFLite converter does; a batch-norm that
 follows anything else (DenseNet's pre-activation) stays a separate `mul` layer with `batch_norm`
-set. Layers with no ops at inference (dropout, flatten, input) vanish. A layer kind this reader does
+set. Zero padding read only by a convolution is folded into it (the converter turns ZeroPadding2D +
+a 'valid' convolution into one padded CONV_2D / DEPTHWISE_CONV_2D). Layers with no ops at inference
+(dropout, flatten, input) vanish. A layer kind this reader does
 not know becomes op `keras:<ClassName>` so that predictors report it as unmodeled, never as free.
 """
 
@@ -79,6 +81,8 @@ class _Reader:
             self._emit(out, Layer(op.name, act or "identity", in_shape, out_shape))
             return
         layer = self._layer(op, kind, in_shape, out_shape)
+        if layer.op in ("conv2d", "depthwise_conv2d"):
+            layer = self._fold_padding(inputs[0], layer)
         act = _activation_name(getattr(op, "activation", None)) if hasattr(op, "activation") else None
         if act is not None:
             layer = dataclasses.replace(layer, activation=act)
@@ -101,6 +105,17 @@ class _Reader:
         self.layers[index] = dataclasses.replace(change(layer), output_shape=_shape(out))
         self.producer[id(out)] = index
         return True
+
+    def _fold_padding(self, tensor: Any, conv: Layer) -> Layer:
+        """`conv` reading the pad's input, and the pad dropped, when only `conv` reads the padded tensor."""
+        index = self.producer.get(id(tensor))
+        if index is None or self.consumers.get(id(tensor), 0) != 1:
+            return conv
+        pad = self.layers[index]
+        if pad is None or pad.op != "pad":
+            return conv
+        self.layers[index] = None
+        return dataclasses.replace(conv, input_shape=pad.input_shape)
 
     def _emit(self, out: Any, layer: Layer) -> None:
         self.layers.append(layer)

@@ -81,7 +81,7 @@ def calibrate_cmd(
         profile, validation = fit_cpu(csv_path, device, base.description if base else "")
         label = "10-fold CV"
     else:
-        fixed = base.fixed if base else DEFAULT_EDGETPU_FIXED
+        fixed = {**DEFAULT_EDGETPU_FIXED, **base.fixed} if base else DEFAULT_EDGETPU_FIXED  # new facts get defaults
         profile, validation = fit_edgetpu(csv_path, device, fixed, base.description if base else "")
         label = "leave-one-out"
     profile.save(out)

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from nas_service.api import errors
 from nas_service.api.cache import ResultsCache
 from nas_service.api.deps import AppContext
+from nas_service.api.fastpath import CachedResultsFastPath
 from nas_service.api.metrics import Metrics, MetricsMiddleware
 from nas_service.api.routes import catalog, health, jobs, latency
 from nas_service.config import Settings
@@ -100,5 +101,6 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True) 
     def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    app.add_middleware(CachedResultsFastPath, ctx=app.state.ctx)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -76,6 +76,17 @@ class Entry:
             self.gzipped = gzip.compress(self.body, compresslevel=5)
         return self.gzipped
 
+    def answer(self, if_none_match: str | None, accept_encoding: str) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body for a request with these headers: 304 for a matching ETag, gzip if accepted."""
+        headers = {"ETag": self.etag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
+        if if_none_match == self.etag:
+            return 304, headers, b""
+        headers["Content-Type"] = "application/json"
+        if len(self.body) >= GZIP_MIN_BYTES and "gzip" in accept_encoding:
+            headers["Content-Encoding"] = "gzip"
+            return 200, headers, self.gz()
+        return 200, headers, self.body
+
 
 @dataclass
 class ResultsCache:
@@ -135,12 +146,13 @@ class ResultsCache:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= len(evicted.body)
 
+    def fresh(self, key: Hashable) -> Entry | None:
+        """The entry for `key` if it needs no revalidation yet (the fast path's question)."""
+        entry = self._entries.get(key) if self.enabled else None
+        return entry if entry is not None and time.monotonic() - entry.checked <= self.ttl else None
+
     @staticmethod
     def _response(request: Request, entry: Entry) -> Response:
-        headers = {"ETag": entry.etag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
-        if request.headers.get("if-none-match") == entry.etag:
-            return Response(status_code=304, headers=headers)
-        if len(entry.body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
-            headers["Content-Encoding"] = "gzip"
-            return Response(entry.gz(), media_type="application/json", headers=headers)
-        return Response(entry.body, media_type="application/json", headers=headers)
+        status, headers, body = entry.answer(request.headers.get("if-none-match"),
+                                             request.headers.get("accept-encoding", ""))
+        return Response(body, status_code=status, headers=headers)

@@ -37,6 +37,11 @@ class TokenCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _flights: SingleFlight = field(default_factory=SingleFlight)
 
+    def fresh_user(self, token: str) -> str | None:
+        """The cached user of `token` if the entry has not expired (the fast path's question)."""
+        entry = self._entries.get(tokens.hash_token(token))
+        return entry[0] if entry is not None and entry[1] >= time.monotonic() else None
+
     async def user(self, token: str, lookup: Callable[[str], str | None]) -> str | None:
         """The user of `token` from cache, or from `lookup` (run in the thread pool) when missing or expired."""
         digest = tokens.hash_token(token)

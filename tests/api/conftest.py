@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +11,24 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import latency_models
 from nas_service.api import create_app
 from nas_service.config import Settings
 from nas_service.db import make_engine, session_factory, upgrade_head
 from nas_service.services import tokens
+from search_spaces import load_space
+
+
+def median_latency_ms(space: str = "edgetpu", resolution: int = 32, samples: int = 24) -> float:
+    """The median predicted latency of random members of `space`: a limit that makes about half infeasible,
+    whatever the calibration of the latency model is today."""
+    rng = random.Random(0)
+    search_space = load_space(space)
+    choices = {k: v for k, v in search_space.choices().items() if len(v) > 1 and k != "resolution"}
+    latencies = [latency_models.predict(search_space.build({k: rng.choice(v) for k, v in choices.items()},
+                                                           num_classes=10, resolution=resolution)).total_ms
+                 for _ in range(samples)]
+    return round(statistics.median(latencies), 3)
 
 
 @dataclass

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from nas_service.worker import Worker
-from tests.api.conftest import Api, make_api
+from tests.api.conftest import Api, make_api, median_latency_ms
 
+LIMIT_MS = median_latency_ms()
 SPEC: dict[str, Any] = {"name": "results", "budget": {"trials": 14}, "training": {"scorer": "estimate"},
-                        "constraints": {"max_latency_ms": 1.2}, "seed": 3}
+                        "constraints": {"max_latency_ms": LIMIT_MS}, "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_points_are_columns_matching_the_trials(finished: tuple[Api, int]) -> No
         assert points["front"][i] == by_number[number]["on_front"]
     infeasible = [i for i in range(n) if not points["feasible"][i]]
     assert infeasible, "the latency limit should make some candidates infeasible"
-    assert all(points["accuracy"][i] is None and points["latency_ms"][i] > 1.2 for i in infeasible)
+    assert all(points["accuracy"][i] is None and points["latency_ms"][i] > LIMIT_MS for i in infeasible)
 
 
 def test_front_knee_and_best(finished: tuple[Api, int]) -> None:
@@ -96,6 +97,12 @@ def test_candidate_detail_and_missing_tflite(finished: tuple[Api, int]) -> None:
 def test_cached_reads_revalidate_and_answer_304(finished: tuple[Api, int]) -> None:
     api, job_id = finished
     first = api.client.get(f"/api/v1/jobs/{job_id}/front", headers=api.alice)
+    for path in ("front", "front/knee", "points"):  # the second read comes from the fast path: same answer
+        answers = [api.client.get(f"/api/v1/jobs/{job_id}/{path}", headers=api.alice) for _ in range(2)]
+        assert answers[0].content == answers[1].content and answers[0].headers == answers[1].headers
+        gzipped = api.client.get(f"/api/v1/jobs/{job_id}/{path}", headers={**api.alice, "Accept-Encoding": "gzip"})
+        assert gzipped.json() == answers[0].json()
+    assert 'route="/api/v1/jobs/{job_id}/front"' in api.client.get("/metrics").text
     etag = first.headers["etag"]
     again = api.client.get(f"/api/v1/jobs/{job_id}/front", headers={**api.alice, "If-None-Match": etag})
     assert again.status_code == 304

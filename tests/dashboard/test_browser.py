@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from nas_service.db import Candidate, make_engine
+from tests.api.conftest import median_latency_ms
 from tests.dashboard.conftest import ARTIFACTS, Served
 
 pytestmark = pytest.mark.browser
@@ -46,7 +47,7 @@ def submit_job(page: Any, trials: int) -> int:
     page.fill("#new-job-form input[name=name]", "from the browser")
     page.fill("#new-job-form input[name=trials]", str(trials))
     page.select_option("#new-job-form select[name=scorer]", "estimate")
-    page.fill("#new-job-form input[name=max_latency_ms]", "1.2")
+    page.fill("#new-job-form input[name=max_latency_ms]", str(median_latency_ms()))
     page.click("#new-job-form button[type=submit]")
     page.wait_for_url(re.compile(r"#/jobs/\d+$"))
     return int(page.url.rsplit("/", 1)[1])

@@ -9,13 +9,14 @@ from latency_models.errors import LatencyError
 from nas_service.cli.output import make_console
 from nas_service.services.export import ExportError
 from nas_service.services.jobs import JobStateError, NotFoundError
+from nas_service.services.tokens import UserNameError
 from nas_service.spec import SpecError
 from nas_service.trainer.datasets import DatasetError
 from nas_service.trainer.training import TrainingError
 from search_spaces.errors import ArchError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, DatasetError, TrainingError, FileNotFoundError,
-                                              SpecError, NotFoundError, JobStateError, ExportError)
+                                              SpecError, NotFoundError, JobStateError, ExportError, UserNameError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 
 err_console = make_console(stderr=True)

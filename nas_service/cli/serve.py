@@ -36,9 +36,7 @@ def serve(
 
     from nas_service.api import create_app
 
-    settings = Settings()
-    if db:
-        settings = settings.model_copy(update={"database_url": db})
+    settings = Settings(database_url=db) if db else Settings()
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     upgrade_head(engine)
     engine.dispose()

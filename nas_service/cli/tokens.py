@@ -22,9 +22,7 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (defaul
 @contextmanager
 def _session(db: str | None) -> Iterator[Session]:
     """A session on the migrated database named by `--db` or the settings."""
-    settings = Settings()
-    if db:
-        settings = settings.model_copy(update={"database_url": db})
+    settings = Settings(database_url=db) if db else Settings()
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     try:
         upgrade_head(engine)

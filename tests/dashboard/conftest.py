@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +39,15 @@ def nas(*args: str, env: dict[str, str]) -> str:
                           check=True, capture_output=True, text=True, timeout=120).stdout
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("serve")
-    database_url = f"sqlite:///{root / 'nas.db'}"
+@contextmanager
+def serving(database_url: str, root: Path, workers: int = 1) -> Iterator[Served]:
+    """`nas serve` on `database_url` with `workers` workers, and a token for alice."""
     env = {**os.environ, "NAS_DATABASE_URL": database_url, "NAS_ARTIFACTS_DIR": str(root / "artifacts"),
            "NAS_POLL_INTERVAL_S": "0.2"}
     token = nas("tokens", "create", "--user", "alice", "--quiet", env=env).strip()
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-c", "from nas_service.cli import main; main()", "serve",
-                             "--port", str(port), "--workers", "1", "--log-level", "warning"], env=env)
+                             "--port", str(port), "--workers", str(workers), "--log-level", "warning"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180  # a loaded 2-core CI machine can take long to import
@@ -63,6 +63,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("serve")
+    with serving(f"sqlite:///{root / 'nas.db'}", root) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

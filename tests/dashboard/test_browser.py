@@ -78,6 +78,9 @@ def test_job_page_shows_plot_front_and_hover(job: tuple[Any, int]) -> None:
     page.wait_for_function("document.querySelector('#hover-arch').textContent.startsWith('r32_n10/')")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"), full_page=True)
+    page.mouse.click(x, y)  # a click on the point opens its candidate
+    page.wait_for_url(re.compile(rf"#/jobs/{job_id}/candidates/\d+$"))
+    page.wait_for_selector("#layer-table tbody tr")
     assert page.errors == []
 
 

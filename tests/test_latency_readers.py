@@ -90,3 +90,30 @@ def test_strict_mode_names_the_unmodeled_op() -> None:
     assert any("odd_norm" in op for op in predict(model).unmodeled_ops)
     with pytest.raises(UnmodeledOpError, match="odd_norm"):
         predict(model, strict=True)
+
+
+def test_zero_padding_before_a_convolution_is_folded_as_the_converter_does(tmp_path: Path) -> None:
+    import keras
+
+    from nas_service.trainer.tflite_export import convert_int8
+
+    inputs = keras.Input((16, 16, 8))
+    x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(inputs)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="valid")(x)
+    x = keras.layers.ZeroPadding2D(1)(x)
+    x = keras.layers.Conv2D(8, 3, padding="valid")(x)
+    model = keras.Model(inputs, x)
+    path = tmp_path / "padded.tflite"
+    path.write_bytes(convert_int8(model, np.zeros((1, 16, 16, 8), np.float32), num_samples=1))
+    from_keras, from_file = read_layers(model), read_layers(path)
+    assert [la.op for la in from_keras] == [la.op for la in from_file] == ["depthwise_conv2d", "conv2d"]
+    assert [la.input_shape for la in from_keras] == [la.input_shape for la in from_file]
+    keras.backend.clear_session()
+
+
+def test_measure_reports_thread_cpu_and_wall_time(tflite_path: Path) -> None:
+    from latency_models.measure import measure_tflite
+
+    result = measure_tflite(tflite_path, rounds=2, per_round=3, warmup=1)
+    assert result.median_ms > 0 and result.wall_median_ms > 0
+    assert len(result.round_medians_ms) == 2 and result.invocations == 6

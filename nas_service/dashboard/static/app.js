@@ -21,11 +21,11 @@ function describe(detail) {
 }
 
 function prefetched(path) {
-  // The response index.html started fetching before the scripts loaded, once, for the page it was made for.
-  const p = window.nasPrefetch;
-  if (!p || p.path !== path) return null;
-  window.nasPrefetch = null;
-  return p.response;
+  // A response index.html started fetching before the scripts loaded; each is used once.
+  const responses = window.nasPrefetch || {};
+  const response = responses[path] || null;
+  delete responses[path];
+  return response;
 }
 
 async function api(path, options = {}) {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ HEADERS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def database() -> None:
+def database() -> Iterator[None]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     from synthetic_job import seed_job
 
@@ -45,6 +47,9 @@ def database() -> None:
         HEADERS["Authorization"] = f"Bearer {tokens.create_token(session, 'alice').token}"
         seed_job(session, "alice", 40, seed=1)  # job 1 has results, so /jobs/1/... answers with data too
     engine.dispose()
+    yield
+    APP.state.ctx.engine.dispose()
+    shutil.rmtree(ROOT, ignore_errors=True)
 
 
 @schema.parametrize()

@@ -25,7 +25,7 @@ def test_search_then_jobs_and_pareto(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     db = f"sqlite:///{tmp_path / 'nas.db'}"
     spec = tmp_path / "job.yaml"
-    spec.write_text("training: {scorer: estimate}\nbudget: {trials: 5}\nconstraints: {max_latency_ms: 1.0}\n")
+    spec.write_text("training: {scorer: estimate}\nbudget: {trials: 5}\nconstraints: {max_latency_ms: 2.0}\n")
     out = nas("search", "--spec", str(spec), "--trials", "12", "--name", "dry", "--db", db)
     assert "Pareto front of job 1" in out and "nas pareto 1" in out
     assert "12/12" in out  # the flag overrides the file

@@ -67,7 +67,6 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True) 
     """
     settings = settings or Settings()
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
-    metrics = Metrics()
     app = FastAPI(
         title="NAS service",
         version=metadata.version("nas-service"),
@@ -81,6 +80,7 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True) 
     )
     app.state.ctx = AppContext(settings=settings, engine=engine, sessions=session_factory(engine),
                                results=ResultsCache(enabled=cache_results))
+    metrics = Metrics(app.state.ctx.sessions)
     errors.install(app)
     for module in (health, jobs, catalog, latency):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
+import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nas_service.db.models import JOB_STATUSES, Job
+
+
+class JobsCollector(Collector):
+    """Jobs by status and finished trials, counted in the database at scrape time (so every API process and
+    every worker is included, wherever it runs)."""
+
+    def __init__(self, sessions: Callable[[], Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily("nas_jobs", "Jobs by status.", labels=["status"])
+        trials = GaugeMetricFamily("nas_trials_done", "Finished trials over all jobs.")
+        with self.sessions() as session:
+            counts = dict(session.execute(sa.select(Job.status, sa.func.count()).group_by(Job.status)).all())
+            done = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Job.trials_done), 0))) or 0
+        for status in JOB_STATUSES:
+            jobs.add_metric([status], counts.get(status, 0))
+        trials.add_metric([], done)
+        yield jobs
+        yield trials
 
 
 class Metrics:
     """One registry per app, so several apps in one process (tests) never clash."""
 
-    def __init__(self) -> None:
+    def __init__(self, sessions: Callable[[], Session]) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(JobsCollector(sessions))
         self.requests = Counter("nas_http_requests", "HTTP requests by method, route and status.",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("nas_http_request_seconds", "HTTP request latency by method and route.",

@@ -45,3 +45,4 @@ def test_metrics_count_requests(api: Api) -> None:
     api.client.get("/api/v1/health")
     text = api.client.get("/metrics").text
     assert 'nas_http_requests_total{method="GET",route="/api/v1/health",status="200"}' in text
+    assert 'nas_jobs{status="queued"}' in text and "nas_trials_done" in text

@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/nas arch show efficientnet_edgetpu_s
+run: $(STAMP)  # a real search: edgetpu space, digits, edgetpu_usb, ~20 trials on SQLite (nas.db)
+	$(BIN)/nas search --spec examples/digits_edgetpu.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nas_service.cli import app
+from tests.test_search_service import latency_limit
 
 runner = CliRunner()
 
@@ -25,7 +26,8 @@ def test_search_then_jobs_and_pareto(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     db = f"sqlite:///{tmp_path / 'nas.db'}"
     spec = tmp_path / "job.yaml"
-    spec.write_text("training: {scorer: estimate}\nbudget: {trials: 5}\nconstraints: {max_latency_ms: 2.0}\n")
+    spec.write_text(f"training: {{scorer: estimate}}\nbudget: {{trials: 5}}\n"
+                    f"constraints: {{max_latency_ms: {latency_limit(1.5):.3f}}}\n")
     out = nas("search", "--spec", str(spec), "--trials", "12", "--name", "dry", "--db", db)
     assert "Pareto front of job 1" in out and "nas pareto 1" in out
     assert "12/12" in out  # the flag overrides the file

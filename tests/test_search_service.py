@@ -21,6 +21,14 @@ from nas_service.worker import Worker
 from search_spaces import load_space
 
 
+def latency_limit(factor: float = 1.2) -> float:
+    """A latency limit some sampled candidates meet and many break, whatever the device profile's scale."""
+    from nas_service.controller.latency import predict_latency
+    from search_spaces import load_space
+
+    return factor * predict_latency(load_space("edgetpu").default_small(10), "edgetpu_usb").total_ms
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -51,7 +59,8 @@ def _estimate_spec(trials: int, **extra: object) -> dict[str, object]:
 
 
 def test_search_records_every_trial_and_keeps_the_front(worker: Worker) -> None:
-    spec = parse_spec(_estimate_spec(24, constraints={"max_latency_ms": 1.0}))
+    limit = latency_limit()
+    spec = parse_spec(_estimate_spec(24, constraints={"max_latency_ms": limit}))
     with worker.sessions() as session:
         job = jobs.create_job(session, spec)
     worker.run(job_id=job.id, exit_when_idle=True)
@@ -70,7 +79,7 @@ def test_search_records_every_trial_and_keeps_the_front(worker: Worker) -> None:
         expected = {p.key for p in trained if not any(dominates(q.values, p.values) for q in trained)}
         front = jobs.get_front(session, job.id)
         assert {p.candidate_id for p in front} == expected
-        assert all(p.latency_ms <= 1.0 for p in front)
+        assert all(p.latency_ms <= limit for p in front)
         knee = jobs.knee(session, job.id)
         assert knee is not None and knee.candidate_id in expected
         best = jobs.best_under(session, job.id, front[-1].latency_ms)

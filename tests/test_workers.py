@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from nas_service.db import Job, Trial, make_engine, session_factory, upgrade_head
 from nas_service.services import jobs
 from nas_service.spec import parse_spec
+from tests.test_search_service import latency_limit
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -54,7 +55,7 @@ def test_concurrent_workers_share_a_job_without_duplicates_or_losses(pg: tuple[s
     sessions = session_factory(engine)
     with sessions() as session:
         job = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate"}, "budget": {"trials": 30},
-                                                   "constraints": {"max_latency_ms": 0.6}}))
+                                                   "constraints": {"max_latency_ms": latency_limit()}}))
     workers = [spawn(url, f"w{i}", tmp_path, "--exit-when-idle") for i in range(3)]
     for proc in workers:
         _, err = proc.communicate(timeout=180)

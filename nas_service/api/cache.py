@@ -2,9 +2,10 @@
 
 Reads of a job's results far outnumber its changes (a dashboard polls every 2 s, a trial finishes
 every few seconds). A cached body is served without touching the database for `ttl` seconds; after
-that one primary-key lookup revalidates it (see `services.plot.results_version`) and only a changed
-job recomputes it. The job's owner is kept with the body, so another user still gets 404 from cache.
-Bodies are stored serialized and, when large, gzipped once; ETags let pollers get 304s.
+that one primary-key lookup revalidates it in the background (see `services.plot.results_version`)
+and only a changed job recomputes it. The job's owner is kept with the body, so another user still
+gets 404 from cache. Bodies are stored serialized and, when large, gzipped once; ETags let pollers
+get 304s.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,6 +30,7 @@ from nas_service.services.jobs import NotFoundError
 from nas_service.services.plot import ResultsVersion, results_version
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 TTL_SECONDS = 1.0
 """How long a cached body is served without asking the database whether the job changed."""
@@ -99,27 +102,41 @@ class ResultsCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     _flights: SingleFlight = field(default_factory=lambda: SingleFlight())
+    _tasks: set[asyncio.Task[Entry]] = field(default_factory=set)
 
     async def respond(self, request: Request, sessions: Callable[[], Session], user: str, job_id: int,
                       key: Hashable, produce: Callable[[Session], BaseModel | None]) -> Response:
         """The cached (or freshly produced) JSON body of `produce` for `key` of job `job_id`, as `user` sees it.
 
-        One request per (key, user) revalidates a stale entry; the others meanwhile get the entry they
-        would have got a moment earlier, instead of all queueing for the database at once.
+        A missing entry is computed once however many requests ask at the same moment. A stale one is
+        still served while one background task revalidates it, so no request waits on the database
+        for a job whose answer is cached; an answer is at most `ttl` plus one revalidation old.
         """
         if not self.enabled:
             computed = await run_in_threadpool(self._refresh, sessions, user, job_id, key, produce, None)
             return self._response(request, computed)
         entry = self._entries.get(key)
-        stale = entry is None or time.monotonic() - entry.checked > self.ttl
-        if entry is None or (stale and not self._flights.running((key, user))):
-            previous = entry
+        if entry is None:
             fresh = await self._flights.run((key, user), lambda: run_in_threadpool(
-                self._refresh, sessions, user, job_id, key, produce, previous))
+                self._refresh, sessions, user, job_id, key, produce, None))
             return self._response(request, fresh)
         if entry.version.owner != user:
             raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
+        if time.monotonic() - entry.checked > self.ttl and not self._flights.running((key, user)):
+            stale = entry
+            self._in_background(self._flights.run((key, user), lambda: run_in_threadpool(
+                self._refresh, sessions, user, job_id, key, produce, stale)))
         return self._response(request, entry)
+
+    def _in_background(self, revalidation: Coroutine[Any, Any, Entry]) -> None:
+        task = asyncio.get_running_loop().create_task(revalidation)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Entry]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the next request retries; say why
+            logger.warning("revalidating a cached job result failed: %s", task.exception())
 
     def _refresh(self, sessions: Callable[[], Session], user: str, job_id: int, key: Hashable,
                  produce: Callable[[Session], BaseModel | None], entry: Entry | None) -> Entry:

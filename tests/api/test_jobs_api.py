@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.api.conftest import Api
@@ -68,3 +69,20 @@ def test_catalog(api: Api) -> None:
     assert "edgetpu" in [s["name"] for s in spaces["items"]]
     devices = api.client.get("/api/v1/devices", headers=api.alice).json()
     assert "edgetpu_usb" in [d["name"] for d in devices["items"]]
+
+
+def test_cached_results_follow_a_changed_job(api: Api) -> None:
+    """A cached answer is revalidated in the background once older than the TTL: changes show within it."""
+    cache = api.client.app.state.ctx.results  # type: ignore[attr-defined]
+    cache.ttl, ttl = 0.05, cache.ttl
+    try:
+        job = api.client.post("/api/v1/jobs", json=SPEC, headers=api.alice).json()
+        points = f"/api/v1/jobs/{job['id']}/points"
+        assert api.client.get(points, headers=api.alice).json()["status"] == "queued"
+        api.client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=api.alice)
+        deadline = time.monotonic() + 5
+        while api.client.get(points, headers=api.alice).json()["status"] != "cancelled":
+            assert time.monotonic() < deadline, "the cached points never saw the cancellation"
+            time.sleep(0.05)
+    finally:
+        cache.ttl = ttl

@@ -31,6 +31,8 @@ def _rates(n: int, run: Callable[[], object]) -> dict[str, float]:
 
 def main(n: int = 5000, baseline_n: int = 1000) -> None:
     archs = [s.arch for s in sample_archs(["edgetpu", "mobilenet_v3"], n, seed=123)]
+    predict_total_ms(["mobilenet_v2"], device="edgetpu_usb")  # load the profile and warm numpy up
+    predict("mobilenet_v2", device="edgetpu_usb")
     clear_cache()
     fresh = _rates(n, lambda: predict_total_ms(archs, device="edgetpu_usb"))
     cached = _rates(n, lambda: predict_total_ms(archs, device="edgetpu_usb"))

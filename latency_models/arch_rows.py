@@ -2,8 +2,9 @@
 
 `search_spaces.analyze` builds a `Layer` object per layer; pricing thousands of new candidates a
 second cannot afford that. Here each block repeat (a "unit") is walked exactly as the analysis
-walks it, straight into integer layer specs (`features.layer_spec`), and the unit's specs are
-cached by (block, input shape, stride): candidates of one search space share many units. The specs
+walks it, straight into the integer layer specs `features.layer_spec` would give, and the unit's specs are
+cached by (block fields but its depth, input shape, stride): candidates of one search space share
+many units. The specs
 of a whole batch are turned into rows in one vectorised `features.rows_from_specs` call, the same
 function that makes the rows of `layer_table(analyze(arch).layers)`, so both paths give the same
 rows (a test checks this on samples of every registered space).
@@ -15,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from latency_models.features import TableBatch, layer_spec, rows_from_specs, specs_array
+from latency_models.features import TableBatch, op_activation_id, rows_from_specs, specs_array
 from search_spaces import ArchSpec
-from search_spaces.arch import Block, Head
+from search_spaces.arch import ACTIVATIONS, Block, Head
 
 Shape = tuple[int, int, int]
 _Specs = list[tuple[int, ...]]
@@ -27,38 +28,50 @@ MAX_CACHED_UNITS = 200_000
 """Bound on the unit cache (a few hundred bytes each); it is emptied when full."""
 
 
+_ACTIVATIONS = (*ACTIVATIONS, "sigmoid", "hard_sigmoid", None)
+"""Block and head activations, and the squeeze-excite gates."""
+_CONV, _DEPTHWISE, _DENSE = ({act: op_activation_id(op, act) for act in _ACTIVATIONS}
+                             for op in ("conv2d", "depthwise_conv2d", "fully_connected"))
+_ELEMENTWISE = {op: op_activation_id(op, None) for op in ("mean", "mul", "add")}
+
+
 def _conv(specs: _Specs, shape: Shape, kernel: int, stride: int, channels: int, act: str | None,
           bn: bool = True, bias: bool = False) -> Shape:
     h, w, c = shape
     ho, wo = -(-h // stride), -(-w // stride)
     weights = kernel * kernel * c * channels
-    out = (ho, wo, channels)
-    specs.append(layer_spec("conv2d", shape, out, kernel, weights, bias, bn, act, ho * wo * weights))
-    return out
+    specs.append((_CONV[act], h * w * c, ho * wo * channels, channels, kernel, weights, int(bias), int(bn),
+                  ho * wo * weights))
+    return ho, wo, channels
 
 
 def _depthwise(specs: _Specs, shape: Shape, kernel: int, stride: int, act: str) -> Shape:
     h, w, c = shape
     ho, wo = -(-h // stride), -(-w // stride)
     weights = kernel * kernel * c
-    out = (ho, wo, c)
-    specs.append(layer_spec("depthwise_conv2d", shape, out, kernel, weights, False, True, act, ho * wo * weights))
-    return out
+    specs.append((_DEPTHWISE[act], h * w * c, ho * wo * c, c, kernel, weights, 0, 1, ho * wo * weights))
+    return ho, wo, c
 
 
 def _dense(specs: _Specs, units_in: int, units: int, act: str | None) -> int:
     weights = units_in * units
-    specs.append(layer_spec("fully_connected", (units_in,), (units,), 1, weights, True, False, act, weights))
+    specs.append((_DENSE[act], units_in, units, units, 1, weights, 1, 0, weights))
     return units
+
+
+def _elementwise(specs: _Specs, op: str, shape: Shape, out: tuple[int, ...]) -> None:
+    size = shape[0] * shape[1] * shape[2]
+    out_size = out[0] if len(out) == 1 else size
+    specs.append((_ELEMENTWISE[op], size, out_size, out[-1], 1, 0, 0, 0, 0))
 
 
 def _squeeze_excite(specs: _Specs, shape: Shape, channels: int, act: str) -> None:
     c = shape[-1]
     inner, gate = ("swish", "sigmoid") if act == "swish" else ("relu", "hard_sigmoid")
-    specs.append(layer_spec("mean", shape, (c,), 1, 0, False, False, None, 0))
+    _elementwise(specs, "mean", shape, (c,))
     reduced = _conv(specs, (1, 1, c), 1, 1, channels, inner, bn=False, bias=True)
     _conv(specs, reduced, 1, 1, c, gate, bn=False, bias=True)
-    specs.append(layer_spec("mul", shape, shape, 1, 0, False, False, None, 0))
+    _elementwise(specs, "mul", shape, shape)
 
 
 def _unit_specs(block: Block, shape: Shape, stride: int) -> tuple[np.ndarray, Shape]:
@@ -85,7 +98,7 @@ def _unit_specs(block: Block, shape: Shape, stride: int) -> tuple[np.ndarray, Sh
             _squeeze_excite(specs, shape, block.se_channels(c_in), act)
         shape = _conv(specs, shape, 1, 1, block.out_channels, None)
         if block.has_residual(c_in, stride):
-            specs.append(layer_spec("add", shape, shape, 1, 0, False, False, None, 0))
+            _elementwise(specs, "add", shape, shape)
     return specs_array(specs), shape
 
 
@@ -93,7 +106,7 @@ def _head_specs(head: Head, num_classes: int, shape: Shape) -> np.ndarray:
     specs: _Specs = []
     if head.conv_channels:
         shape = _conv(specs, shape, 1, 1, head.conv_channels, head.activation)
-    specs.append(layer_spec("mean", shape, (shape[-1],), 1, 0, False, False, None, 0))
+    _elementwise(specs, "mean", shape, (shape[-1],))
     units = shape[-1]
     if head.fc_channels:
         units = _dense(specs, units, head.fc_channels, head.activation)
@@ -120,9 +133,11 @@ def _arch_parts(arch: ArchSpec, parts: list[np.ndarray]) -> int:
     count += len(specs)
     for stage in arch.stages:
         for block in stage:
+            unit = (block.type, block.kernel, block.out_channels, block.activation, block.expansion, block.se_ratio,
+                    block.skip)  # what a repeat depends on: not `repeats`, so blocks of any depth share units
             for r in range(block.repeats):
                 stride = block.stride if r == 0 else 1
-                key = (block, shape, stride)
+                key = (unit, shape, stride)
                 specs, shape = units.get(key) or _cache(key, _unit_specs(block, shape, stride))
                 parts.append(specs)
                 count += len(specs)

@@ -7,8 +7,8 @@ channels up to the array's alignment, so narrow and depthwise layers use the arr
   compute = padded GMACs * (ms_per_gmac + ms_per_gmac_per_mb_activation * MB of input + output)
             + ms_per_melement * M elements of elementwise work + ms_per_layer
 
-`ms_per_layer` (fixed, 10 us) is the array's cost of starting a layer.
-Layers whose activations are large run further below peak: the tiles hold only a slice of them.
+`ms_per_layer` (fixed, 10 us) is the array's cost of starting a layer. Layers whose activations
+are large run further below peak: the tiles hold only a slice of them.
 Parameters fill the ~7.9 MiB cache in execution order; the rest is streamed from the host on every
 invocation. Streamed weights of a convolution (reused over its output positions) are prefetched
 over the link while earlier layers compute, up to `prefetch_bytes` per layer: their link time
@@ -16,7 +16,8 @@ only counts where it exceeds the compute of the whole graph. The part of a layer
 the prefetch buffer, and all streamed weights of fully connected layers (reuse 1), are fetched
 when the layer runs, at `ms_per_mb_link`. So
 
-  total = overhead_ms + ms_per_mb_link * (input MB + synchronously streamed MB) + sum(compute)
+  total = overhead_ms + ms_per_mb_prefetch * input MB (one bulk transfer) + sum(compute)
+          + ms_per_mb_link * synchronously streamed MB
           + max(0, ms_per_mb_prefetch * prefetched MB - sum(compute)) + CPU fallback time
 
 The first op the compiler cannot map (see `edgetpu_ops`) and every op after it run on the host
@@ -39,8 +40,8 @@ FITTED = ("overhead_ms", "ms_per_gmac", "ms_per_gmac_per_mb_activation", "ms_per
           "ms_per_mb_link")
 PRIOR = {"overhead_ms": 1.0, "ms_per_gmac": 1.0, "ms_per_gmac_per_mb_activation": 1.0, "ms_per_melement": 1.0,
          "ms_per_mb_prefetch": 1.0, "ms_per_mb_link": 2.0}
-"""Datasheet-scale starting points: ~1 ms per invoke, a quarter of the 2 TMAC/s peak (slower by as
-much again per MB of activations), 1 G elements/s, and ~500 MB/s (2 ms/MB) of practical USB 3
+"""Datasheet-scale starting points: ~1 ms per invoke, half of the 2 TMAC/s peak (slower by as much
+again per MB of activations), 1 G elements/s, and ~500 MB/s (2 ms/MB) of practical USB 3
 bandwidth for weights fetched when needed (1 ms/MB when prefetched in bulk). Calibration shrinks
 towards them in log space."""
 

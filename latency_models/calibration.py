@@ -75,8 +75,9 @@ DEFAULT_EDGETPU_FIXED: dict[str, Any] = {
     "host": {"ms_per_gmac": 20.0, "ms_per_melement": 5.0},
 }
 """Facts not fitted: ~7.9 MiB usable parameter cache (compiler logs), the array's alignment, the
-per-layer weight prefetch buffer (0.5 MiB: of 0.25, 0.5, 1 and 2 MiB it explains ResNet-50 and
-Inception-ResNet V2 together best), a 10 us cost per layer (leave-one-out MAPE USB / Dev Board:
+per-layer weight prefetch buffer (0.5 MiB, chosen on an earlier form of the model; leave-one-out
+MAPE USB / Dev Board with the shipped form: 0.25 MiB 11.8 / 8.2%, 0.5 MiB 15.2 / 13.3%, 1 MiB
+32.7 / 29.3%, 2 MiB 66 / 70%: the fit depends on it), a 10 us cost per layer (leave-one-out MAPE USB / Dev Board:
 0 us 15.8 / 13.9%, 10 us 15.2 / 13.3%, 20 us 19.1 / 17.4%, 30 us 23.0 / 20.6%: the published
 networks do not support the 20-60 us per layer that DenseNet alone suggests), and the host CPU that
 runs fallback ops (a desktop core for USB)."""

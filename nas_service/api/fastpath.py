@@ -2,24 +2,43 @@
 
 A dashboard polling a front, or a hundred clients reading one, ask for the same cached bytes again
 and again; routing and resolving dependencies cost more than the answer. This ASGI middleware
-answers `GET /api/v1/jobs/{id}/front`, `/front/knee` and `/points` itself only when everything is
-already known: the bearer token's user is cached, the job's entry is fresh and that user owns it.
-Anything else (a miss, a stale entry, an unknown token, another user's job, a query string) goes
-down the normal route, which validates, authenticates, revalidates and fills the same caches, so
-both paths give the same answers.
+answers `GET /api/v1/jobs/{id}/front`, `/front/knee`, `/points` and plainly valid `/trials` pages
+itself only when everything is already known: the bearer token's user is cached, the job's entry
+is fresh and that user owns it. Anything else (a miss, a stale entry, an unknown token, another
+user's job, an odd query) goes down the normal route, which validates, authenticates, revalidates
+and fills the same caches, so both paths give the same answers.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nas_service.api.deps import AppContext
+from nas_service.api.routes.jobs import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, trials_key
+from nas_service.services.jobs import TRIAL_SORT_KEYS
 
-ROUTES = re.compile(r"^/api/v1/jobs/([1-9][0-9]{0,17})/(front|front/knee|points)$")
+ROUTES = re.compile(r"^/api/v1/jobs/([1-9][0-9]{0,17})/(front|front/knee|points|trials)$")
 KEYS = {"front": "front", "front/knee": "knee", "points": "points"}
 """Path suffix -> the cache key's kind used by the route in `routes/jobs.py`."""
+TRIALS_DEFAULTS = {"offset": "0", "limit": str(DEFAULT_LIMIT), "sort": "number", "order": "asc"}
+
+
+def trials_page_key(job_id: int, query: str) -> Hashable | None:
+    """The cache key of a trials page, or None unless the query is plainly valid (the route judges the rest)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    params = dict(pairs)
+    if len(params) != len(pairs) or not set(params) <= set(TRIALS_DEFAULTS):
+        return None
+    params = {**TRIALS_DEFAULTS, **params}
+    offset, limit = params["offset"], params["limit"]
+    if not (offset.isdigit() and limit.isdigit() and int(offset) <= MAX_OFFSET and 1 <= int(limit) <= MAX_LIMIT
+            and params["sort"] in TRIAL_SORT_KEYS and params["order"] in ("asc", "desc")):
+        return None
+    return trials_key(job_id, int(offset), int(limit), params["sort"], params["order"])
 
 
 class CachedResultsFastPath:
@@ -28,20 +47,28 @@ class CachedResultsFastPath:
         self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("query_string"):
+        if scope["type"] == "http" and scope["method"] == "GET":
             match = ROUTES.match(scope["path"])
-            if match is not None and await self._answer(scope, send, int(match.group(1)), KEYS[match.group(2)]):
+            key = self._key(match, scope.get("query_string", b"").decode("latin-1")) if match else None
+            if key is not None and match is not None and await self._answer(scope, send, int(match.group(1)), key):
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, send: Send, job_id: int, kind: str) -> bool:
+    @staticmethod
+    def _key(match: re.Match[str], query: str) -> Hashable | None:
+        job_id, what = int(match.group(1)), match.group(2)
+        if what == "trials":
+            return trials_page_key(job_id, query)
+        return None if query else (KEYS[what], job_id)
+
+    async def _answer(self, scope: Scope, send: Send, job_id: int, key: Hashable) -> bool:
         headers = dict(scope["headers"])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return False
         user = self.ctx.token_cache.fresh_user(token)
-        entry = self.ctx.results.fresh((kind, job_id)) if user is not None else None
+        entry = self.ctx.results.fresh(key) if user is not None else None
         if entry is None or entry.version.owner != user:
             return False
         status, answer_headers, body = entry.answer(headers.get(b"if-none-match", b"").decode("latin-1") or None,

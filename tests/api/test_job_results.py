@@ -97,7 +97,8 @@ def test_candidate_detail_and_missing_tflite(finished: tuple[Api, int]) -> None:
 def test_cached_reads_revalidate_and_answer_304(finished: tuple[Api, int]) -> None:
     api, job_id = finished
     first = api.client.get(f"/api/v1/jobs/{job_id}/front", headers=api.alice)
-    for path in ("front", "front/knee", "points"):  # the second read comes from the fast path: same answer
+    for path in ("front", "front/knee", "points", "trials", "trials?sort=accuracy&order=desc&limit=5&offset=1"):
+        # the second read comes from the fast path: the same answer
         answers = [api.client.get(f"/api/v1/jobs/{job_id}/{path}", headers=api.alice) for _ in range(2)]
         assert answers[0].content == answers[1].content and answers[0].headers == answers[1].headers
         gzipped = api.client.get(f"/api/v1/jobs/{job_id}/{path}", headers={**api.alice, "Accept-Encoding": "gzip"})
@@ -107,3 +108,13 @@ def test_cached_reads_revalidate_and_answer_304(finished: tuple[Api, int]) -> No
     again = api.client.get(f"/api/v1/jobs/{job_id}/front", headers={**api.alice, "If-None-Match": etag})
     assert again.status_code == 304
     assert api.client.get(f"/api/v1/jobs/{job_id}/front", headers=api.bob).status_code == 404
+
+
+def test_fast_path_keys_only_plain_trial_queries() -> None:
+    from nas_service.api.fastpath import trials_page_key
+
+    assert trials_page_key(3, "") == trials_page_key(3, "offset=0&limit=100&sort=number&order=asc")
+    assert trials_page_key(3, "sort=accuracy&order=desc") == ("trials", 3, 0, 100, "accuracy", "desc")
+    for odd in ("limit=0", "limit=1001", "offset=-1", "limit=5&limit=6", "sort=arch", "order=up", "x=1",
+                "limit=", "offset=1e3"):
+        assert trials_page_key(3, odd) is None, odd

@@ -32,12 +32,19 @@ from nas_service.spec import JobSpec
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
 
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+MAX_OFFSET, MAX_LIMIT, DEFAULT_LIMIT = 10_000_000, 1000, 100
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+Order = Literal["asc", "desc"]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="A job id.")]
 CandidateId = Annotated[int, Path(ge=1, le=MAX_ID, description="A candidate id within the job.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such job or candidate "
                                                     "for this user."}}
+
+
+def trials_key(job_id: int, offset: int, limit: int, sort: str, order: str) -> tuple[object, ...]:
+    """The cache key of one trials page (shared with the fast path, so both find the same entry)."""
+    return ("trials", job_id, offset, limit, sort, order)
 
 
 def _front_point(point: FrontPoint) -> FrontPointOut:
@@ -60,7 +67,7 @@ def create_job(spec: JobSpec, user: User, session: DbSession) -> JobOut:
 
 
 @router.get("", response_model=Page[JobOut])
-def list_jobs(user: User, session: DbSession, offset: Offset = 0, limit: Limit = 100,
+def list_jobs(user: User, session: DbSession, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT,
               status: JobStatus | None = None) -> Page[JobOut]:
     """The caller's jobs, newest first."""
     page = service.list_jobs(session, owner=user, status=status, offset=offset, limit=limit)
@@ -81,8 +88,9 @@ def cancel_job(job_id: JobId, user: User, session: DbSession) -> JobOut:
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialOut], responses=NOT_FOUND)
-async def list_trials(job_id: JobId, user: User, ctx: Ctx, request: Request, offset: Offset = 0, limit: Limit = 100,
-                      sort: service.TrialSort = "number", order: Literal["asc", "desc"] = "asc") -> Response:
+async def list_trials(job_id: JobId, user: User, ctx: Ctx, request: Request, offset: Offset = 0,
+                      limit: Limit = DEFAULT_LIMIT, sort: service.TrialSort = "number",
+                      order: Order = "asc") -> Response:
     """One page of the job's trials, sorted by `sort` (trials without that value last)."""
 
     def produce(session: Session) -> Page[TrialOut]:
@@ -91,7 +99,7 @@ async def list_trials(job_id: JobId, user: User, ctx: Ctx, request: Request, off
         return Page[TrialOut](items=[TrialOut.model_validate(t) for t in page.items], total=page.total,
                               offset=page.offset, limit=page.limit)
 
-    key = ("trials", job_id, offset, limit, sort, order)
+    key = trials_key(job_id, offset, limit, sort, order)
     return await ctx.results.respond(request, ctx.sessions, user, job_id, key, produce)
 
 

@@ -240,7 +240,7 @@ async function viewCandidate(jobId, cid) {
   const lat = c.latency_layers;
   Plotly.react($("#latency-plot"), [{
     type: "bar", orientation: "h", y: lat.map((l) => l.name), x: lat.map((l) => l.ms),
-    text: lat.map((l) => l.bound), marker: { color: lat.map((l) => ({ compute: "#4a6fa5", memory: "#e67e22", cpu: "#c0392b" })[l.bound] || "#888") },
+    text: lat.map((l) => l.bound), textposition: "none", marker: { color: lat.map((l) => ({ compute: "#4a6fa5", memory: "#e67e22", cpu: "#c0392b" })[l.bound] || "#888") },
     hovertemplate: "%{y}: %{x:.4f} ms (%{text})<extra></extra>",
   }], { margin: { t: 10, l: 80, r: 10, b: 40 }, xaxis: { title: { text: "ms" } }, yaxis: { autorange: "reversed" },
     height: Math.max(300, 16 * lat.length) }, { displaylogo: false });

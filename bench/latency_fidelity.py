@@ -24,7 +24,7 @@ from latency_models.measure import measure_tflite
 from nas_service.latency_collect import int8_bytes, sample_archs
 from search_spaces import analyze, decode, encode
 
-CALIBRATION_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "edgetpu_calibration.csv"
+CALIBRATION_CSV = Path(__file__).resolve().parents[1] / "latency_models" / "data" / "edgetpu_calibration.csv"
 SHIPPED_CPU_DATA = Path(__file__).resolve().parents[1] / "latency_models" / "data" / "cpu_litert_measurements.csv"
 
 

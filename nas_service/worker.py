@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from nas_service.config import Settings
+from nas_service.controller.batched_storage import batched
 from nas_service.controller.scoring import Scorer
 from nas_service.controller.study import make_storage, quiet_optuna
 from nas_service.db import make_engine, session_factory, upgrade_head
@@ -42,10 +43,10 @@ class Worker:
         self.sessions = session_factory(self.engine)
         with schema_lock(self.engine):  # workers starting together must not race to create tables
             upgrade_head(self.engine, lock=False)
-            storage = make_storage(self.settings.database_url,
+            storage = batched(make_storage(self.settings.database_url,
                                    heartbeat_interval_s=self.settings.heartbeat_interval_s,
                                    grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
-                                   busy_timeout_s=self.settings.sqlite_busy_timeout_s)
+                                   busy_timeout_s=self.settings.sqlite_busy_timeout_s))
         self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
                               self.settings.heartbeat_grace_s, self.scorer, self.on_trial)
         self.stopping = threading.Event()

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
+from nas_service.api.datasets import api_job_spec
 from nas_service.api.deps import AUTH_RESPONSES, Ctx, DbSession, User
 from nas_service.api.schemas import (
     BAD_BODY,
@@ -61,8 +62,13 @@ def _candidate(view: CandidateView, layers: bool) -> CandidateOut:
 
 
 @router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED, responses=BAD_BODY)
-def create_job(spec: JobSpec, user: User, session: DbSession) -> JobOut:
-    """Queue a search job (the same spec as `nas search`); a worker runs it."""
+def create_job(spec: JobSpec, user: User, session: DbSession, ctx: Ctx) -> JobOut:
+    """Queue a search job (the same spec as `nas search`); a worker runs it.
+
+    `dataset` is `digits`, `keras:NAME`, `tfds:NAME` or a folder or `.npz` file inside the server's data
+    directory (`NAS_DATA_DIR`, a path relative to it); no other server path.
+    """
+    spec = api_job_spec(spec, ctx.settings.data_dir)
     return JobOut.model_validate(service.create_job(session, spec, owner=user))
 
 

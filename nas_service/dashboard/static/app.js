@@ -220,6 +220,25 @@ async function viewJob(jobId) {
   }
 }
 
+const BOUND_COLOURS = { compute: "#4a6fa5", memory: "#e67e22", cpu: "#c0392b" };
+
+function latencyBars(lat) {
+  // Horizontal bars as thick scatter lines, one trace per colour: Plotly's gl2d bundle has no bar trace.
+  // Rows are numbered (named by tick labels); invisible markers at the bar ends carry the hover text.
+  const traces = {};
+  lat.forEach((l, i) => {
+    const colour = BOUND_COLOURS[l.bound] || "#888";
+    const t = traces[colour] ||= { type: "scatter", mode: "lines", x: [], y: [], hoverinfo: "skip",
+      line: { color: colour, width: 10 } };
+    t.x.push(0, l.ms, null);
+    t.y.push(i, i, null);
+  });
+  const ends = { type: "scatter", mode: "markers", x: lat.map((l) => l.ms), y: lat.map((l, i) => i),
+    customdata: lat.map((l) => l.name), text: lat.map((l) => l.bound), marker: { size: 12, opacity: 0 },
+    hovertemplate: "%{customdata}: %{x:.4f} ms (%{text})<extra></extra>" };
+  return [...Object.values(traces), ends];
+}
+
 async function viewCandidate(jobId, cid) {
   show("view-candidate");
   const c = await getJson(`/jobs/${jobId}/candidates/${cid}`);
@@ -238,11 +257,11 @@ async function viewCandidate(jobId, cid) {
       l.macs.toLocaleString()]));
   }
   const lat = c.latency_layers;
-  Plotly.react($("#latency-plot"), [{
-    type: "bar", orientation: "h", y: lat.map((l) => l.name), x: lat.map((l) => l.ms),
-    text: lat.map((l) => l.bound), textposition: "none", marker: { color: lat.map((l) => ({ compute: "#4a6fa5", memory: "#e67e22", cpu: "#c0392b" })[l.bound] || "#888") },
-    hovertemplate: "%{y}: %{x:.4f} ms (%{text})<extra></extra>",
-  }], { margin: { t: 10, l: 80, r: 10, b: 40 }, xaxis: { title: { text: "ms" } }, yaxis: { autorange: "reversed" },
+  Plotly.react($("#latency-plot"), latencyBars(lat), {
+    margin: { t: 10, l: 80, r: 10, b: 40 }, showlegend: false, hovermode: "closest",
+    xaxis: { title: { text: "ms" }, rangemode: "tozero" },
+    yaxis: { tickvals: lat.map((l, i) => i), ticktext: lat.map((l) => l.name), range: [lat.length - 0.5, -0.5],
+      zeroline: false },
     height: Math.max(300, 16 * lat.length) }, { displaylogo: false });
   const button = $("#download-tflite");
   button.disabled = !c.has_tflite;

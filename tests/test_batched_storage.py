@@ -34,9 +34,12 @@ def test_parameters_are_written_with_the_next_attribute_and_read_back_elsewhere(
     trial.set_user_attr("arch", "x")
     assert other.trials[0].params == values and other.trials[0].user_attrs == {"arch": "x"}
     trial.set_constraint("latency_ms", -0.5)
-    assert study._storage.get_trial_system_attrs(trial._trial_id) == other.trials[0].system_attrs != {}
-    study.tell(trial, (0.5, 1.0))
-    assert other.trials[0].state == optuna.trial.TrialState.COMPLETE
+    pending = study._storage.get_trial_system_attrs(trial._trial_id)
+    assert pending["constraints:latency_ms"] == -0.5 and not other.trials[0].system_attrs.get("constraints:latency_ms")
+    study.tell(trial, (0.5, 1.0))  # the constraint is committed with the state: one transaction
+    told = other.trials[0]
+    assert told.state == optuna.trial.TrialState.COMPLETE and told.values == [0.5, 1.0]
+    assert told.system_attrs == pending
 
 
 def test_parameters_of_a_trial_told_without_attributes_and_incompatible_distributions(db_url: str) -> None:

@@ -2,21 +2,25 @@
 
 Optuna commits every `suggest_*` on its own: the edgetpu space suggests 32 parameters, so a trial
 paid 32 commits (about 2 ms each on SQLite, more on PostgreSQL) before the objective had done anything.
-`BatchedStorage` keeps a running trial's parameters in memory and writes them in the transaction
-of the trial's next write to the database (a user or system attribute, an intermediate value or its
-state), or when the trial is read back. Our objective sets the `arch` user attribute right after
-sampling, so the parameters are durable before any training starts; a worker killed while sampling
-loses only parameters of a trial that is re-queued anyway. Everything else, including the durable
-commit of `tell` (`set_trial_state_values`), is Optuna's own `_CachedStorage` unchanged.
+`BatchedStorage` keeps a running trial's parameters and system attributes (the sampler's
+generation, constraint values) in memory and writes them in the transaction of the trial's next
+user attribute, intermediate value or state, and a read of the trial sees them. Our objective
+sets the `arch` user attribute right after sampling, so the parameters are durable before any
+training starts, and `tell` commits the constraints together with the state and values: a finished
+trial is complete in the database or not at all. A worker killed while sampling loses only the
+pending writes of a trial that is re-queued anyway. Everything else is Optuna's own `_CachedStorage`.
 
 It relies on private parts of Optuna 5's RDB storage (`_CachedStorage`, `_create_scoped_session`,
-`_set_trial_param_without_commit`, `_set_trial_attr_without_commit`), pinned by `optuna>=5.0,<6`.
+`_set_trial_attr_without_commit`, `_set_trial_value_without_commit`, the ORM models), pinned by
+`optuna>=5.0,<6` and tested in tests/test_batched_storage.py.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import optuna
@@ -36,12 +40,18 @@ from optuna.trial import FrozenTrial, TrialState
 PendingParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
 
 
+@dataclass
+class Pending:
+    params: list[PendingParam] = field(default_factory=list)
+    system_attrs: dict[str, Any] = field(default_factory=dict)
+
+
 class BatchedStorage(_CachedStorage):
     """`_CachedStorage` whose `set_trial_param` waits for the trial's next write (see the module docstring)."""
 
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
-        self._pending: dict[int, list[PendingParam]] = {}
+        self._pending: dict[int, Pending] = {}
 
     @property
     def backend(self) -> RDBStorage:
@@ -54,13 +64,20 @@ class BatchedStorage(_CachedStorage):
             known = self._studies[study_id].param_distribution.get(param_name)
             if known is not None:
                 check_distribution_compatibility(known, distribution)  # fail now, as Optuna would
-            self._pending.setdefault(trial_id, []).append((param_name, param_value_internal, distribution, known))
+            self._pending.setdefault(trial_id, Pending()).params.append(
+                (param_name, param_value_internal, distribution, known))
 
     def _write_pending(self, session: Any, trial_id: int) -> None:
-        """Add the trial's pending parameters to `session` as one multi-row INSERT (the caller commits)."""
+        """Add the trial's pending writes to `session`, parameters as one multi-row INSERT (the caller commits)."""
         with self._lock:
-            pending = self._pending.pop(trial_id, [])
+            batch = self._pending.pop(trial_id, None)
             study_id, _ = self._trial_id_to_study_id_and_number.get(trial_id, (None, 0))
+        if batch is None:
+            return
+        for key, value in batch.system_attrs.items():
+            self._backend._set_trial_attr_without_commit(session, models.TrialSystemAttributeModel, trial_id, key,
+                                                         value)
+        pending = batch.params
         if not pending:
             return
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
@@ -85,7 +102,7 @@ class BatchedStorage(_CachedStorage):
 
     def flush(self, trial_id: int) -> None:
         """Write the trial's pending parameters now, in one transaction."""
-        if not self._pending.get(trial_id):
+        if trial_id not in self._pending:
             return
         with _create_scoped_session(self._backend.scoped_session) as session:
             self._write_pending(session, trial_id)
@@ -100,7 +117,8 @@ class BatchedStorage(_CachedStorage):
         self._set_attr(models.TrialUserAttributeModel, trial_id, key, value)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._set_attr(models.TrialSystemAttributeModel, trial_id, key, value)
+        with self._lock:
+            self._pending.setdefault(trial_id, Pending()).system_attrs[key] = value
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         self.flush(trial_id)
@@ -108,8 +126,25 @@ class BatchedStorage(_CachedStorage):
 
     def set_trial_state_values(self, trial_id: int, state: TrialState,
                                values: Sequence[float] | None = None) -> bool:
-        self.flush(trial_id)
-        return super().set_trial_state_values(trial_id, state, values)
+        """Optuna's own update (row lock, values, state, timestamps), with the pending writes in its transaction."""
+        backend = self._backend
+        try:
+            with _create_scoped_session(backend.scoped_session) as session:
+                self._write_pending(session, trial_id)
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+                backend.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))
+                for objective, value in enumerate(values or ()):
+                    backend._set_trial_value_without_commit(session, trial, objective, value)
+                if state == TrialState.RUNNING and trial.state != TrialState.WAITING:
+                    return False
+                trial.state = state
+                if state == TrialState.RUNNING:
+                    trial.datetime_start = datetime.now()
+                if state.is_finished():
+                    trial.datetime_complete = datetime.now()
+        except sa.exc.IntegrityError:
+            return False
+        return True
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
         """One query of the attribute table (Optuna rebuilds the whole trial, five queries, for this)."""
@@ -117,12 +152,23 @@ class BatchedStorage(_CachedStorage):
             rows = session.execute(sa.select(models.TrialSystemAttributeModel.key,
                                              models.TrialSystemAttributeModel.value_json)
                                    .where(models.TrialSystemAttributeModel.trial_id == trial_id)).all()
-        return {key: json.loads(value) for key, value in rows}
+        with self._lock:
+            pending = dict(self._pending[trial_id].system_attrs) if trial_id in self._pending else {}
+        return {**{key: json.loads(value) for key, value in rows}, **pending}
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        self.flush(trial_id)
-        return super().get_trial(trial_id)
-
+        """The stored trial with its pending writes overlaid (`tell` reads the trial just before its state)."""
+        trial = super().get_trial(trial_id)
+        with self._lock:
+            batch = self._pending.get(trial_id)
+            params = list(batch.params) if batch else []
+            attrs = dict(batch.system_attrs) if batch else {}
+        if batch is None or trial.state.is_finished():
+            return trial
+        trial.params = {**trial.params, **{n: d.to_external_repr(v) for n, v, d, _known in params}}
+        trial.distributions = {**trial.distributions, **{n: d for n, _v, d, _known in params}}
+        trial.system_attrs = {**trial.system_attrs, **attrs}
+        return trial
 
 def batched(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
     """`storage` with batched parameter writes when it is an RDB storage; any other storage as it is."""

@@ -57,7 +57,8 @@ def make_sampler(spec: JobSpec, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "tpe":
         startup = max(4, min(10, (spec.budget.trials or 50) // 5))
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
+        # constant_liar: workers sharing a study see each other's running trials as bad, so they spread out.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size(spec))
 
 

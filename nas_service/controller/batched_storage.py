@@ -8,7 +8,10 @@ user attribute, intermediate value or state, and a read of the trial sees them. 
 sets the `arch` user attribute right after sampling, so the parameters are durable before any
 training starts, and `tell` commits the constraints together with the state and values: a finished
 trial is complete in the database or not at all. A worker killed while sampling loses only the
-pending writes of a trial that is re-queued anyway. Everything else is Optuna's own `_CachedStorage`.
+pending writes of a trial that is re-queued anyway. Optuna re-reads the study's new trials four or
+five times while asking for one trial; a re-read within a second of the last, with no trial created or
+finished by this process in between, is skipped (another worker's news arrives at most a second late).
+Everything else is Optuna's own `_CachedStorage`.
 
 It relies on private parts of Optuna 5's RDB storage (`_CachedStorage`, `_create_scoped_session`,
 `_set_trial_attr_without_commit`, `_set_trial_value_without_commit`, the ORM models), pinned by
@@ -17,7 +20,9 @@ It relies on private parts of Optuna 5's RDB storage (`_CachedStorage`, `_create
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +42,7 @@ from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
+REREAD_S = 1.0
 PendingParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
 
 
@@ -52,6 +58,34 @@ class BatchedStorage(_CachedStorage):
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
         self._pending: dict[int, Pending] = {}
+        self._read_at: dict[int, float] = {}
+        self._own: dict[int, FrozenTrial] = {}  # running trials this process created, as it wrote them
+
+    def _read_trials_from_remote_storage(self, study_id: int) -> None:
+        """Optuna refreshes its trial cache from the database four or five times while asking for one trial;
+        once is enough. A refresh is skipped when the study was read less than `REREAD_S` ago and this
+        process has neither created nor finished a trial since (either forgets the read time)."""
+        with self._lock:
+            read_at = self._read_at.get(study_id)
+        if read_at is not None and time.monotonic() - read_at < REREAD_S:
+            return
+        super()._read_trials_from_remote_storage(study_id)
+        with self._lock:
+            self._read_at[study_id] = time.monotonic()
+
+    def _forget_read(self, trial_id: int) -> None:
+        with self._lock:
+            study_id, _ = self._trial_id_to_study_id_and_number.get(trial_id, (None, 0))
+            if study_id is not None:
+                self._read_at.pop(study_id, None)
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        with self._lock:
+            self._read_at.pop(study_id, None)
+            number = self._trial_id_to_study_id_and_number[trial_id][1]
+            self._own[trial_id] = copy.deepcopy(self._studies[study_id].trials[number])
+        return trial_id
 
     @property
     def backend(self) -> RDBStorage:
@@ -66,6 +100,10 @@ class BatchedStorage(_CachedStorage):
                 check_distribution_compatibility(known, distribution)  # fail now, as Optuna would
             self._pending.setdefault(trial_id, Pending()).params.append(
                 (param_name, param_value_internal, distribution, known))
+            own = self._own.get(trial_id)
+            if own is not None:
+                own.params = {**own.params, param_name: distribution.to_external_repr(param_value_internal)}
+                own.distributions = {**own.distributions, param_name: distribution}
 
     def _write_pending(self, session: Any, trial_id: int) -> None:
         """Add the trial's pending writes to `session`, parameters as one multi-row INSERT (the caller commits)."""
@@ -115,12 +153,19 @@ class BatchedStorage(_CachedStorage):
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._set_attr(models.TrialUserAttributeModel, trial_id, key, value)
+        with self._lock:
+            if trial_id in self._own:
+                self._own[trial_id].user_attrs[key] = value
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         with self._lock:
             self._pending.setdefault(trial_id, Pending()).system_attrs[key] = value
+            if trial_id in self._own:
+                self._own[trial_id].system_attrs[key] = value
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        with self._lock:
+            self._own.pop(trial_id, None)
         self.flush(trial_id)
         super().set_trial_intermediate_value(trial_id, step, intermediate_value)
 
@@ -144,10 +189,18 @@ class BatchedStorage(_CachedStorage):
                     trial.datetime_complete = datetime.now()
         except sa.exc.IntegrityError:
             return False
+        finally:
+            self._forget_read(trial_id)
+            with self._lock:
+                self._own.pop(trial_id, None)
         return True
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        """One query of the attribute table (Optuna rebuilds the whole trial, five queries, for this)."""
+        """A running trial of this process from memory, any other with one query of the attribute table
+        (Optuna rebuilds the whole trial, five queries, for this)."""
+        with self._lock:
+            if trial_id in self._own:
+                return dict(self._own[trial_id].system_attrs)
         with _create_scoped_session(self._backend.scoped_session) as session:
             rows = session.execute(sa.select(models.TrialSystemAttributeModel.key,
                                              models.TrialSystemAttributeModel.value_json)
@@ -157,7 +210,19 @@ class BatchedStorage(_CachedStorage):
         return {**{key: json.loads(value) for key, value in rows}, **pending}
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        """The stored trial with its pending writes overlaid (`tell` reads the trial just before its state)."""
+        """The stored trial with its pending writes overlaid (`tell` reads the trial just before its state).
+
+        A running trial this process created is read from memory once one query has checked that it is
+        still running (another worker may have failed it as stale); only its state can change elsewhere."""
+        with self._lock:
+            own = self._own.get(trial_id)
+        if own is not None:
+            with _create_scoped_session(self._backend.scoped_session) as session:
+                state = session.scalar(sa.select(models.TrialModel.state).where(models.TrialModel.trial_id == trial_id))
+            if state == TrialState.RUNNING:
+                return copy.deepcopy(own)
+            with self._lock:
+                self._own.pop(trial_id, None)
         trial = super().get_trial(trial_id)
         with self._lock:
             batch = self._pending.get(trial_id)

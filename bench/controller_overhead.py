@@ -3,8 +3,10 @@
 Overhead: one in-process worker runs a job whose scorer is the cheap accuracy estimator (a no-op
 trainer: about a millisecond of arithmetic), so the time between consecutive finished trials is what
 the controller, the latency model and both databases' bookkeeping cost. Baseline, measured in the
-same run: bare Optuna on the same storage URL, suggesting the same space's parameters with an
-objective that returns constants (the floor any Optuna-based controller pays).
+same run: bare Optuna (its own RDB storage, without our `BatchedStorage`) on the same kind of
+database, suggesting the same space's parameters with NSGA-II and an objective that returns
+constants: what a plain Optuna ask/tell loop pays before it does any work. Run it several times
+and quote the medians: on 2 shared cores single runs vary by 10-20 %.
 
 Throughput: N `nas worker` processes share one job on PostgreSQL; each trial pretends to train for
 `--trial-seconds` (the estimator's `simulate_seconds`), so the figure shows how well the workers

@@ -41,6 +41,8 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.dialects import postgresql as sa_postgresql
+from sqlalchemy.dialects import sqlite as sa_sqlite
 
 REREAD_S = 1.0
 PendingParam = tuple[str, float, BaseDistribution, BaseDistribution | None]
@@ -105,21 +107,22 @@ class BatchedStorage(_CachedStorage):
                 own.params = {**own.params, param_name: distribution.to_external_repr(param_value_internal)}
                 own.distributions = {**own.distributions, param_name: distribution}
 
-    def _write_pending(self, session: Any, trial_id: int) -> None:
-        """Add the trial's pending writes to `session`, parameters as one multi-row INSERT (the caller commits)."""
+    def _write_pending(self, session: Any, trial_id: int, trial: Any = None) -> None:
+        """Add the trial's pending writes to `session`, parameters as one multi-row INSERT (the caller commits);
+        `trial` is its row when the caller has read it already."""
         with self._lock:
             batch = self._pending.pop(trial_id, None)
             study_id, _ = self._trial_id_to_study_id_and_number.get(trial_id, (None, 0))
         if batch is None:
             return
-        for key, value in batch.system_attrs.items():
-            self._backend._set_trial_attr_without_commit(session, models.TrialSystemAttributeModel, trial_id, key,
-                                                         value)
+        if trial is None:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            self._backend.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))
+        if batch.system_attrs:
+            self._upsert_system_attrs(session, trial_id, batch.system_attrs)
         pending = batch.params
         if not pending:
             return
-        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        self._backend.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))
         unknown = [name for name, _value, _dist, known in pending if known is None]
         if unknown:  # the study's first trial in this process: check against what others stored
             stored = dict(session.execute(
@@ -137,6 +140,21 @@ class BatchedStorage(_CachedStorage):
             with self._lock:
                 for name, _value, distribution, _known in pending:
                     self._studies[study_id].param_distribution.setdefault(name, distribution)
+
+    def _upsert_system_attrs(self, session: Any, trial_id: int, attrs: dict[str, Any]) -> None:
+        """One INSERT ... ON CONFLICT for all of them (Optuna reads the trial and the attribute for each)."""
+        rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+        table = models.TrialSystemAttributeModel.__table__
+        dialect = self._backend.engine.dialect.name
+        if dialect not in ("postgresql", "sqlite"):
+            for key, value in attrs.items():
+                self._backend._set_trial_attr_without_commit(session, models.TrialSystemAttributeModel, trial_id,
+                                                             key, value)
+            return
+        insert = sa_postgresql.insert(table) if dialect == "postgresql" else sa_sqlite.insert(table)
+        insert = insert.values(rows)
+        session.execute(insert.on_conflict_do_update(index_elements=["trial_id", "key"],
+                                                     set_={"value_json": insert.excluded.value_json}))
 
     def flush(self, trial_id: int) -> None:
         """Write the trial's pending parameters now, in one transaction."""
@@ -175,11 +193,18 @@ class BatchedStorage(_CachedStorage):
         backend = self._backend
         try:
             with _create_scoped_session(backend.scoped_session) as session:
-                self._write_pending(session, trial_id)
                 trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
                 backend.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))
-                for objective, value in enumerate(values or ()):
-                    backend._set_trial_value_without_commit(session, trial, objective, value)
+                self._write_pending(session, trial_id, trial)
+                if values and trial.state == TrialState.RUNNING:  # a running trial has no values yet: insert
+                    rows = []
+                    for objective, value in enumerate(values):
+                        stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                        rows.append({"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
+                    session.execute(sa.insert(models.TrialValueModel), rows)
+                else:
+                    for objective, value in enumerate(values or ()):
+                        backend._set_trial_value_without_commit(session, trial, objective, value)
                 if state == TrialState.RUNNING and trial.state != TrialState.WAITING:
                     return False
                 trial.state = state

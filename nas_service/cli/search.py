@@ -13,25 +13,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nas_service.cli.database import DbOpt, session_maker, settings_for
 from nas_service.cli.output import make_console
-from nas_service.config import Settings
 from nas_service.services import jobs as service
 from nas_service.services.views import FrontPoint, TrialView
 from nas_service.spec import JobSpec, load_spec_file, parse_spec
-
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: NAS_DATABASE_URL or sqlite:///nas.db).")]
-
-
-def _settings(db: str | None) -> Settings:
-    return Settings(database_url=db) if db else Settings()
-
-
-def _sessions(settings: Settings) -> Any:
-    from nas_service.db import make_engine, session_factory, upgrade_head
-
-    engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
-    upgrade_head(engine)
-    return session_factory(engine)
 
 
 def front_table(points: list[FrontPoint], title: str) -> Table:
@@ -96,11 +82,11 @@ def search(
              "initial": tuple(initial) if initial else None,
              "objectives": ("accuracy", "latency_ms", *objective) if objective else None}
     spec = _spec_from_flags(spec_file, flags)
-    settings = _settings(db)
+    settings = settings_for(db)
     console = make_console()
     from nas_service.worker import Worker
 
-    sessions = _sessions(settings)
+    sessions = session_maker(settings)
     with sessions() as session:
         job = service.create_job(session, spec)
     console.print(f"job [bold]{job.id}[/]: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "
@@ -152,7 +138,7 @@ def jobs_cmd(
     db: DbOpt = None,
 ) -> None:
     """List search jobs, newest first."""
-    with _sessions(_settings(db))() as session:
+    with session_maker(settings_for(db))() as session:
         page = service.list_jobs(session, status=status, limit=limit)
     if as_json:
         typer.echo(json.dumps([j.to_dict() for j in page.items], indent=2))
@@ -175,7 +161,7 @@ def pareto_cmd(
     db: DbOpt = None,
 ) -> None:
     """Print the Pareto front of JOB, fastest first."""
-    with _sessions(_settings(db))() as session:
+    with session_maker(settings_for(db))() as session:
         front = service.get_front(session, job)
     if as_json:
         typer.echo(json.dumps([p.to_dict() for p in front], indent=2))
@@ -218,7 +204,7 @@ def export_cmd(
     from nas_service.services.export import export_front
 
     job = int(target)
-    with _sessions(_settings(db))() as session:
+    with session_maker(settings_for(db))() as session:
         written = export_front(session, job, out)
     console = make_console()
     for path in written:
@@ -235,7 +221,7 @@ def worker_cmd(
     """Claim queued jobs and run their trials; start as many as you like against one PostgreSQL database."""
     from nas_service.worker import Worker, default_worker_name
 
-    settings = _settings(db)
+    settings = settings_for(db)
     worker = Worker(settings, name=name or default_worker_name())
     worker.stop_on_signals()
     make_console(stderr=True).print(f"worker {worker.name} on {settings.database_url}", highlight=False)

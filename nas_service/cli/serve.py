@@ -16,17 +16,16 @@ from typing import Annotated
 
 import typer
 
+from nas_service.cli.database import DbOpt, migrated_engine, settings_for
 from nas_service.cli.output import make_console
 from nas_service.config import Settings
-from nas_service.db import make_engine, upgrade_head
 from nas_service.db.engine import is_sqlite
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 for every interface.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: NAS_DATABASE_URL or "
-                                            "sqlite:///nas.db).")] = None,
+    db: DbOpt = None,
     workers: Annotated[int, typer.Option(min=0, max=64, help="Workers to run: threads on SQLite, `nas worker` "
                                          "processes on PostgreSQL; 0 to serve only.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
@@ -36,10 +35,8 @@ def serve(
 
     from nas_service.api import create_app
 
-    settings = Settings(database_url=db) if db else Settings()
-    engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
-    upgrade_head(engine)
-    engine.dispose()
+    settings = settings_for(db)
+    migrated_engine(settings).dispose()
 
     stop_workers = _start_workers(settings, workers)
     console = make_console(stderr=True)

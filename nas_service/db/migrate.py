@@ -34,9 +34,13 @@ def migrations_dir() -> Path:
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Any:
+    import sys
+
     from alembic.config import Config
 
-    config = Config()
+    # Alembic's default `stdout` is bound when alembic is first imported; name the current stream instead,
+    # or a process whose stdout was swapped meanwhile (a CLI runner, a daemon) writes to a closed file.
+    config = Config(stdout=sys.stdout)
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
         config.attributes["connection"] = connection

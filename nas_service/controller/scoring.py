@@ -99,11 +99,10 @@ class TrainScorer:
               artifacts_dir: Path) -> Score:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines would bury the progress
         import keras
-        import numpy as np
 
         from nas_service.trainer.datasets import load_dataset
-        from nas_service.trainer.tflite_export import convert_int8, predict_int8
-        from nas_service.trainer.training import Budget, TrainConfig, fit, scale_images
+        from nas_service.trainer.export import export_int8
+        from nas_service.trainer.training import Budget, TrainConfig, fit
 
         try:
             model, result = fit(arch, dataset, Budget(epochs=training.epochs), seed=seed,
@@ -114,18 +113,13 @@ class TrainScorer:
                           stopped_early=result.stopped_early)
             if not training.export_int8 or result.stopped_early:
                 return score
-            data = load_dataset(dataset, arch.resolution)
-            tflite = convert_int8(model, scale_images(data.x_train[:100]))
-            predictions = predict_int8(tflite, scale_images(data.x_test)).argmax(axis=-1)
-            int8_accuracy = float(np.mean(predictions == data.y_test))
+            path = artifacts_dir / f"{arch_hash(encode(arch))[:16]}.tflite"
+            exported = export_int8(model, load_dataset(dataset, arch.resolution), path, seed=seed)
         finally:
             keras.backend.clear_session()
-        artifacts_dir.mkdir(parents=True, exist_ok=True)
-        path = artifacts_dir / f"{arch_hash(encode(arch))[:16]}.tflite"
-        path.write_bytes(tflite)
         return Score(accuracy=score.accuracy, epochs=score.epochs, seconds=score.seconds, curve=curve,
-                     int8_accuracy=round(int8_accuracy, 5), tflite_path=str(path), model_bytes=len(tflite))
-
+                     int8_accuracy=round(exported.int8_accuracy, 5), tflite_path=exported.path,
+                     model_bytes=exported.size_bytes)
 
 SCORERS: dict[str, Callable[[], Scorer]] = {"estimate": EstimateScorer, "train": TrainScorer}
 

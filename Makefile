@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: $(STAMP)  # a real search: edgetpu space, digits, edgetpu_usb, ~20 trials on SQLite (nas.db)
-	$(BIN)/nas search --spec examples/digits_edgetpu.yaml
+run: $(STAMP)  # the default job: edgetpu_small space, Fashion-MNIST subset, edgetpu_usb, real training on SQLite (nas.db)
+	$(BIN)/nas search --spec examples/fashion_edgetpu.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -72,7 +72,12 @@ class Training(_Strict):
     scorer: Literal["train", "estimate"] = "train"
     epochs: int = Field(default=3, ge=1, le=500)
     batch_size: int = Field(default=64, ge=1, le=4096)
+    train_images: int | None = Field(default=None, ge=20, le=100_000_000, description=(
+        "Train every candidate on the same stratified subset of this many training images (a proxy task: "
+        "faster, same test split); null trains on them all."))
     early_stopping: bool = Field(default=True, description="Stop training a candidate that cannot reach the front.")
+    early_stopping_grace: float = Field(default=0.5, ge=0, le=1, description=(
+        "Fraction of the planned epochs trained before early stopping may act (and never before epoch 2)."))
     simulate_seconds: float = Field(default=0.0, ge=0, le=3600, description=(
         "With scorer `estimate`: seconds each candidate pretends to train, spread over its epochs, "
         "to rehearse worker fleets and live dashboards."))
@@ -82,10 +87,10 @@ class Training(_Strict):
 class JobSpec(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str | None = Field(default=None, max_length=200)
-    space: str = "edgetpu"
-    dataset: str = "digits"
+    space: str = "edgetpu_small"
+    dataset: str = "fashion_mnist_small"
     device: str = "edgetpu_usb"
-    resolution: int | None = Field(default=32, ge=16, le=1024,
+    resolution: int | None = Field(default=28, ge=16, le=1024,
                                    description="Fixed input resolution; null searches the space's resolutions.")
     objectives: tuple[Objective, ...] = ("accuracy", "latency_ms")
     constraints: Constraints = Constraints()

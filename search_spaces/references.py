@@ -21,18 +21,23 @@ def register(name: str) -> Callable[[Callable[[float], ArchSpec]], Callable[[flo
     return add
 
 
+WIDTH_SCALABLE = ("mobilenet_v1", "mobilenet_v2", "efficientnet_edgetpu_s", "efficientnet_edgetpu_m",
+                  "efficientnet_edgetpu_l")
+"""References that take a width multiplier (channels scaled and rounded to multiples of 8)."""
+
+
 def reference_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
 def reference(name: str, width: float = 1.0, num_classes: int = 1000,
               resolution: int | None = None) -> ArchSpec:
-    """Build a reference network; `width` is the width multiplier (MobileNetV1/V2 only)."""
+    """Build a reference network; `width` is the width multiplier (MobileNetV1/V2, EfficientNet-EdgeTPU)."""
     if name not in _REGISTRY:
         raise ArchError(f"unknown reference {name!r}: expected one of {', '.join(reference_names())}",
                         value=name, where="reference", expected=", ".join(reference_names()))
-    if width != 1.0 and name not in ("mobilenet_v1", "mobilenet_v2"):
-        raise ArchError(f"width multiplier {width} given for {name!r}: only mobilenet_v1 and mobilenet_v2 take one",
+    if width != 1.0 and name not in WIDTH_SCALABLE:
+        raise ArchError(f"width multiplier {width} given for {name!r}: only {', '.join(WIDTH_SCALABLE)} take one",
                         value=str(width), where="reference", expected="width 1.0")
     if not 0.1 <= width <= 2.0:
         raise ArchError(f"width multiplier {width} out of range: expected 0.1..2.0",
@@ -134,9 +139,9 @@ def _efficientnet_edgetpu(width: float, depth: float, resolution: int) -> ArchSp
     return _arch(resolution, _cn(stem, "relu"), stages, Head(ch(1280), 0, "relu"))
 
 
-register("efficientnet_edgetpu_s")(lambda _: _efficientnet_edgetpu(1.0, 1.0, 224))
-register("efficientnet_edgetpu_m")(lambda _: _efficientnet_edgetpu(1.0, 1.1, 240))
-register("efficientnet_edgetpu_l")(lambda _: _efficientnet_edgetpu(1.2, 1.4, 300))
+register("efficientnet_edgetpu_s")(lambda w: _efficientnet_edgetpu(w, 1.0, 224))
+register("efficientnet_edgetpu_m")(lambda w: _efficientnet_edgetpu(w, 1.1, 240))
+register("efficientnet_edgetpu_l")(lambda w: _efficientnet_edgetpu(1.2 * w, 1.4, 300))
 
 
 @register("efficientnet_b0")

@@ -154,6 +154,16 @@ class SearchSpace:
                 "choices": {name: list(values) for name, values in self.fields},
                 "default_small": self.small, "references": list(self.references)}
 
+    def random_members(self, n: int, *, resolution: int, num_classes: int = 10, seed: int = 0) -> list[ArchSpec]:
+        """`n` architectures with every parameter drawn uniformly and independently (what a random sampler
+        proposes): how a space looks to a search before it learns anything."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        drawn = [(name, values) for name, values in self.fields if len(values) > 1 and name != "resolution"]
+        return [self.build({name: values[int(rng.integers(len(values)))] for name, values in drawn},
+                           num_classes=num_classes, resolution=resolution) for _ in range(n)]
+
     def default_small(self, num_classes: int | None = None) -> ArchSpec:
         """A small, quick-to-train member of the space, as named in its YAML under ``default_small``."""
         arch = decode(self.small)

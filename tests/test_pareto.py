@@ -56,11 +56,28 @@ def test_hypervolume_of_a_staircase() -> None:
 def test_early_stop_rule() -> None:
     front = [(0.9, 1.0)]
     # Slow start that cannot reach 0.9 in the remaining epochs even at its current slope: stop.
-    assert early_stop.should_stop([0.2], planned_epochs=3, latency_ms=2.0, front=front, num_classes=10)
+    assert early_stop.should_stop([0.2, 0.22], planned_epochs=4, latency_ms=2.0, front=front, num_classes=10)
     # Steep curve that can still reach it: keep going.
-    assert not early_stop.should_stop([0.6], planned_epochs=3, latency_ms=2.0, front=front, num_classes=10)
+    assert not early_stop.should_stop([0.4, 0.7], planned_epochs=4, latency_ms=2.0, front=front, num_classes=10)
     # Nothing on the front is as fast as the candidate: never stop.
-    assert not early_stop.should_stop([0.2], planned_epochs=3, latency_ms=0.5, front=front, num_classes=10)
+    assert not early_stop.should_stop([0.2, 0.22], planned_epochs=4, latency_ms=0.5, front=front, num_classes=10)
     # The last epoch is never cut short.
     assert not early_stop.should_stop([0.2, 0.3, 0.4], planned_epochs=3, latency_ms=2.0, front=front,
                                       num_classes=10)
+
+
+def test_early_stop_grace_protects_short_budgets() -> None:
+    front = [(0.9, 1.0)]
+    hopeless = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    # Never after the first epoch, whatever the budget: one epoch says too little.
+    assert not any(early_stop.should_stop(hopeless[:1], planned_epochs=e, latency_ms=2.0, front=front,
+                                          num_classes=10) for e in range(2, 10))
+    # A 2-epoch budget never stops; a 3-epoch one at most after its second epoch.
+    assert not early_stop.should_stop(hopeless[:1], planned_epochs=2, latency_ms=2.0, front=front, num_classes=10)
+    assert early_stop.should_stop(hopeless[:2], planned_epochs=3, latency_ms=2.0, front=front, num_classes=10)
+    # Not before the grace fraction of the budget: half of 8 epochs is 4.
+    stops = [k for k in range(1, 8) if early_stop.should_stop(hopeless[:k], planned_epochs=8, latency_ms=2.0,
+                                                              front=front, num_classes=10)]
+    assert stops == [4, 5, 6, 7]
+    assert early_stop.should_stop(hopeless[:2], planned_epochs=8, latency_ms=2.0, front=front, num_classes=10,
+                                  grace=0.0)

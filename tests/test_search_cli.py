@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,15 @@ def test_search_then_jobs_and_pareto(tmp_path: Path, monkeypatch: pytest.MonkeyP
     db = f"sqlite:///{tmp_path / 'nas.db'}"
     spec = tmp_path / "job.yaml"
     spec.write_text(f"training: {{scorer: estimate}}\nbudget: {{trials: 5}}\n"
-                    f"constraints: {{max_latency_ms: {latency_limit(1.5):.3f}}}\n")
+                    f"constraints: {{max_latency_ms: {latency_limit(0.8):.3f}}}\n")
     out = nas("search", "--spec", str(spec), "--trials", "12", "--name", "dry", "--db", db)
     assert "Pareto front of job 1" in out and "nas pareto 1" in out
     assert "12/12" in out  # the flag overrides the file
+    counts = re.search(r"12 trials: (\d+) trained(?:, (\d+) infeasible \(not trained\))?; front: (\d+) members, "
+                       r"(\d+) from the sampler, 0 from the warm start", out)
+    assert counts, out
+    members = json.loads(nas("pareto", "1", "--json", "--db", db))
+    assert int(counts[3]) == len(members) and all(m["origin"] == "sampler" for m in members)
 
     listing = json.loads(nas("jobs", "--json", "--db", db))
     assert listing[0]["name"] == "dry" and listing[0]["status"] == "completed" and listing[0]["trials_done"] == 12

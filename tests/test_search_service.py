@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import sqlalchemy as sa
@@ -16,17 +17,19 @@ from nas_service.controller.study import make_storage, open_study
 from nas_service.db import Candidate, Job, Trial, make_engine, upgrade_head
 from nas_service.db.migrate import VERSION_TABLE, check
 from nas_service.services import jobs
-from nas_service.spec import parse_spec
+from nas_service.spec import JobSpec, parse_spec
 from nas_service.worker import Worker
 from search_spaces import load_space
 
 
-def latency_limit(factor: float = 1.2) -> float:
-    """A latency limit some sampled candidates meet and many break, whatever the device profile's scale."""
-    from nas_service.controller.latency import predict_latency
-    from search_spaces import load_space
+def latency_limit(quantile: float = 0.5) -> float:
+    """A latency limit that this share of the default space's random members meet, whatever the device
+    profile's scale."""
+    from latency_models import predict_total_ms
 
-    return factor * predict_latency(load_space("edgetpu").default_small(10), "edgetpu_usb").total_ms
+    spec = JobSpec()
+    archs = load_space(spec.space).random_members(200, resolution=spec.resolution or 32)
+    return float(np.quantile(predict_total_ms(archs, spec.device), quantile))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -101,8 +104,9 @@ def test_a_repeated_architecture_is_not_scored_again(worker: Worker) -> None:
     spec = parse_spec(_estimate_spec(3))
     with worker.sessions() as session:
         job = jobs.create_job(session, spec)
-    space = load_space("edgetpu")
-    params = space.params_for(space.default_small(10), resolution=32)
+    space = load_space(spec.space)
+    params = space.params_for(space.default_small(10).with_resolution(spec.resolution or 32),
+                              resolution=spec.resolution)
     study = open_study(worker.ctx.storage, _study_name(worker, job.id), spec, seed=0)
     study.enqueue_trial(params)
     study.enqueue_trial(params)
@@ -135,3 +139,25 @@ def test_trials_page_sort_owner_and_cancel(worker: Worker) -> None:
         assert jobs.cancel_job(session, other.id, owner="bob").status == "cancelled"
         with pytest.raises(jobs.JobStateError):
             jobs.cancel_job(session, other.id)
+
+
+def test_early_stopped_trials_are_recorded_apart_and_warm_starts_are_labelled(worker: Worker) -> None:
+    """Simulated 4-epoch training: stopped trials get their own state, never join the front, and every trial and
+    front member says whether the warm start or the sampler proposed it."""
+    spec = parse_spec(_estimate_spec(30, initial=["small"], sampler="random",
+                                     training={"scorer": "estimate", "epochs": 4, "simulate_seconds": 0.004}))
+    with worker.sessions() as session:
+        job = jobs.create_job(session, spec)
+    worker.run(job_id=job.id, exit_when_idle=True)
+    with worker.sessions() as session:
+        trials = jobs.list_trials(session, job.id, limit=100).items
+        counts = jobs.trial_counts(session, job.id)
+        front = jobs.get_front(session, job.id)
+        stopped = session.scalars(sa.select(Candidate).where(Candidate.job_id == job.id,
+                                                             Candidate.stopped_early.is_(True))).all()
+    assert counts.get("stopped", 0) >= 1 and sum(counts.values()) == 30
+    assert {t.candidate_id for t in trials if t.state == "stopped"} == {c.id for c in stopped}
+    assert all(c.epochs_trained in (2, 3) for c in stopped)  # never after epoch 1 (grace), never the last epoch
+    assert not any(c.on_front for c in stopped)
+    assert [t.origin for t in trials] == ["initial"] + ["sampler"] * 29
+    assert {p.origin for p in front} <= {"initial", "sampler"} and front

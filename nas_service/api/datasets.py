@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 
 from nas_service.spec import JobSpec, SpecError
+from nas_service.trainer.datasets import BUILTIN
 
-BUILTIN_DATASETS = ("digits",)
+BUILTIN_DATASETS = BUILTIN
 NAMED_DATASET = re.compile(r"(keras|tfds):[A-Za-z0-9_][A-Za-z0-9_.:/+*-]{0,199}")
 """`keras:NAME` and `tfds:NAME[/CONFIG][:VERSION]`: names looked up in a registry, never read as a path."""
 
@@ -25,7 +26,7 @@ class DatasetNotAllowedError(SpecError):
 def _allowed(data_dir: Path | None) -> str:
     paths = ("a folder or .npz file inside the server's data directory (a path relative to it)" if data_dir
              else "no server paths (the server sets no data directory, NAS_DATA_DIR)")
-    return f"expected 'digits', keras:NAME, tfds:NAME or {paths}"
+    return f"expected {', '.join(BUILTIN)}, keras:NAME, tfds:NAME or {paths}"
 
 
 def api_dataset(name: str, data_dir: Path | None) -> str:

@@ -126,6 +126,7 @@ class TrialOut(Out):
     on_front: bool
     worker: str | None
     error: str | None
+    origin: str = Field(description="initial (the job's warm start) or sampler")
 
 
 class FrontPointOut(Out):
@@ -138,6 +139,7 @@ class FrontPointOut(Out):
     int8_accuracy: float | None
     latency_profile: str
     has_tflite: bool
+    origin: str = Field(description="initial (the job's warm start) or sampler: who first proposed it")
 
 
 class TrialPointsOut(Out):
@@ -151,6 +153,7 @@ class TrialPointsOut(Out):
     accuracy: list[float | None]
     latency_ms: list[float]
     feasible: list[bool]
+    stopped: list[bool]
     front: list[bool]
 
 

@@ -22,13 +22,25 @@ from nas_service.spec import JobSpec, load_spec_file, parse_spec
 
 def front_table(points: list[FrontPoint], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("#", "candidate", "accuracy", "int8 acc", "latency ms", "params", "arch"):
-        table.add_column(col, justify="left" if col == "arch" else "right")
+    for col in ("#", "candidate", "from", "accuracy", "int8 acc", "latency ms", "params", "arch"):
+        table.add_column(col, justify="left" if col in ("arch", "from") else "right")
     for rank, p in enumerate(points, 1):
-        table.add_row(str(rank), str(p.candidate_id), f"{p.accuracy:.4f}",
+        table.add_row(str(rank), str(p.candidate_id), ORIGIN_LABELS.get(p.origin, p.origin), f"{p.accuracy:.4f}",
                       f"{p.int8_accuracy:.4f}" if p.int8_accuracy is not None else "-", f"{p.latency_ms:.3f}",
                       f"{p.params:,}", p.arch)
     return table
+
+
+ORIGIN_LABELS = {"initial": "warm start", "sampler": "sampler"}
+COUNTED_STATES = ("complete", "stopped", "infeasible", "failed", "stale")
+STATE_LABELS = {"complete": "trained", "stopped": "stopped early", "infeasible": "infeasible (not trained)",
+                "failed": "failed", "stale": "lost (worker died, retried)"}
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    """`12 trials: 7 trained, 2 stopped early, ...`: what happened to a job's trials."""
+    parts = [f"{counts[s]} {STATE_LABELS[s]}" for s in COUNTED_STATES if counts.get(s)]
+    return f"{sum(counts.values())} trials: {', '.join(parts) or 'none finished'}"
 
 
 def _spec_from_flags(spec_file: Path | None, flags: dict[str, Any]) -> JobSpec:
@@ -116,9 +128,13 @@ def search(
         final = service.get_job(session, job.id)
         front = service.get_front(session, job.id)
         knee_point = service.knee(session, job.id)
+        counts = service.trial_counts(session, job.id)
     console.print(front_table(front, f"Pareto front of job {job.id}: accuracy vs {spec.device} latency "
                                      f"({final.trials_done} trials, {time.perf_counter() - start:.0f} s, "
                                      f"{final.status})"))
+    sampled = sum(p.origin == "sampler" for p in front)
+    console.print(f"{counts_line(counts)}; front: {len(front)} members, {sampled} from the sampler, "
+                  f"{len(front) - sampled} from the warm start", highlight=False)
     if knee_point:
         console.print(f"knee: candidate {knee_point.candidate_id}, accuracy {knee_point.accuracy:.4f} at "
                       f"{knee_point.latency_ms:.3f} ms")

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from nas_service.cli.output import make_console
-from search_spaces import load_space, space_names
-from search_spaces.space import STAGE_FIELDS, Value
+from search_spaces import analyze, load_space, space_names
+from search_spaces.space import STAGE_FIELDS, SearchSpace, Value
 
 spaces_app = typer.Typer(help="Inspect search spaces: their choices, parameter names and sizes.",
                          no_args_is_help=True)
@@ -38,12 +38,18 @@ def list_spaces(as_json: JsonOption = False) -> None:
 @spaces_app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="A search space name, e.g. edgetpu.")],
+    max_params: Annotated[int, typer.Option(min=1, help="Parameter limit whose share of random members is shown.")]
+    = 700_000,
+    resolution: Annotated[int | None, typer.Option(min=8, help="Resolution of the random members (default: the "
+                                                               "space's smallest).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the choices of every stage, the stem and the head, the parameter names and the size of NAME."""
+    """Show the choices of every stage, the stem and the head, the parameter names and the size of NAME, and how
+    many random members fit a parameter limit (so a job's constraint leaves the sampler enough to train)."""
     space = load_space(name)
+    sizes = _random_sizes(space, resolution, max_params)
     if as_json:
-        typer.echo(json.dumps(space.to_dict(), indent=2))
+        typer.echo(json.dumps({**space.to_dict(), "random_members": sizes}, indent=2))
         return
     choices = space.choices()
     console = make_console()
@@ -70,6 +76,18 @@ def show(
     console.print(f"default_small: {space.small}", soft_wrap=True, highlight=False)
     if space.references:
         console.print(f"members: {', '.join(space.references)}", highlight=False)
+    console.print(f"{sizes['n']:,} random members at {sizes['resolution']} px: parameters p5 {sizes['params_p5']:,} / "
+                  f"median {sizes['params_p50']:,} / p95 {sizes['params_p95']:,}; "
+                  f"{sizes['feasible_share']:.0%} within {max_params:,} parameters (max_params)", highlight=False)
+
+
+def _random_sizes(space: SearchSpace, resolution: int | None, max_params: int, n: int = 1000) -> dict[str, int | float]:
+    """Parameter percentiles of `n` seeded random members and the share within `max_params`."""
+    res = resolution or int(min(float(v) for v in space.choices()["resolution"]))
+    params = sorted(analyze(arch).params for arch in space.random_members(n, resolution=res))
+    return {"n": n, "resolution": res, "params_p5": params[n // 20], "params_p50": params[n // 2],
+            "params_p95": params[n * 19 // 20], "max_params": max_params,
+            "feasible_share": round(sum(p <= max_params for p in params) / n, 3)}
 
 
 def _cells(values: tuple[Value, ...]) -> str:

@@ -194,7 +194,7 @@ class BatchedStorage(_CachedStorage):
         try:
             with _create_scoped_session(backend.scoped_session) as session:
                 trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-                backend.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))
+                backend.check_trial_is_updatable(trial_id, TrialState(trial.state))
                 self._write_pending(session, trial_id, trial)
                 if values and trial.state == TrialState.RUNNING:  # a running trial has no values yet: insert
                     rows = []

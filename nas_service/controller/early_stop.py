@@ -9,15 +9,21 @@ final accuracy could still reach the current front at its latency:
 i.e. the curve is extended linearly at its last slope (at least two points per epoch), which
 over-estimates the concave learning curves of training, so a candidate is stopped only when even
 that cannot bring it out of the region the front already dominates. With no front member at least
-as fast, it never stops. The rule applies in `pareto` mode; `target` rewards are not monotone in
+as fast, it never stops. A grace period protects short budgets, where the first epoch says little
+(warmup ends there and batch-norm statistics are still moving): no stop before two epochs and before
+`grace` (default half) of the planned epochs, so a 2-epoch budget never stops and a 3-epoch one at
+most after its second epoch. The rule applies in `pareto` mode; `target` rewards are not monotone in
 latency (TuNAS penalises being faster than the target), so there it is off.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 MIN_SLOPE = 0.02
+MIN_EPOCHS = 2
+GRACE = 0.5
 
 
 def best_accuracy_at(front: Sequence[tuple[float, float]], latency_ms: float) -> float | None:
@@ -27,10 +33,10 @@ def best_accuracy_at(front: Sequence[tuple[float, float]], latency_ms: float) ->
 
 
 def should_stop(curve: Sequence[float], planned_epochs: int, latency_ms: float,
-                front: Sequence[tuple[float, float]], num_classes: int) -> bool:
+                front: Sequence[tuple[float, float]], num_classes: int, *, grace: float = GRACE) -> bool:
     """Whether the accuracies so far (`curve`, one per epoch) cannot reach the front at `latency_ms`."""
     k = len(curve)
-    if k == 0 or k >= planned_epochs:
+    if k < max(MIN_EPOCHS, math.ceil(grace * planned_epochs)) or k >= planned_epochs:
         return False
     bar = best_accuracy_at(front, latency_ms)
     if bar is None:

@@ -104,8 +104,11 @@ class TrainScorer:
         from nas_service.trainer.export import export_int8
         from nas_service.trainer.training import Budget, TrainConfig, fit
 
+        data = load_dataset(dataset, arch.resolution)
+        if training.train_images:
+            data = data.subset(training.train_images)
         try:
-            model, result = fit(arch, dataset, Budget(epochs=training.epochs), seed=seed,
+            model, result = fit(arch, data, Budget(epochs=training.epochs), seed=seed,
                                 config=TrainConfig(batch_size=training.batch_size), on_epoch=keep_going)
             curve = [{"epoch": i + 1, "loss": loss, "accuracy": acc}
                      for i, (loss, acc) in enumerate(zip(result.loss_curve, result.accuracy_curve, strict=True))]
@@ -114,7 +117,7 @@ class TrainScorer:
             if not training.export_int8 or result.stopped_early:
                 return score
             path = artifacts_dir / f"{arch_hash(encode(arch))[:16]}.tflite"
-            exported = export_int8(model, load_dataset(dataset, arch.resolution), path, seed=seed)
+            exported = export_int8(model, data, path, seed=seed)
         finally:
             keras.backend.clear_session()
         return Score(accuracy=score.accuracy, epochs=score.epochs, seconds=score.seconds, curve=curve,

@@ -18,7 +18,10 @@ NAMING = {
 
 JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 CANDIDATE_STATUSES = ("pending", "training", "trained", "infeasible", "failed")
-TRIAL_STATES = ("running", "complete", "infeasible", "failed", "stale")
+TRIAL_STATES = ("running", "complete", "stopped", "infeasible", "failed", "stale")
+"""`stopped`: trained, then early-stopped because it could not reach the front; its accuracy is partial."""
+ORIGINS = ("initial", "sampler")
+"""Who proposed a trial's architecture: the job's warm start (`initial`) or the sampler."""
 
 
 def utcnow() -> datetime:
@@ -83,6 +86,7 @@ class Candidate(Base):
     tflite_path: Mapped[str | None] = mapped_column(sa.Text)
     model_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     on_front: Mapped[bool] = mapped_column(default=False)
+    origin: Mapped[str] = mapped_column(sa.String(16), default="sampler", server_default="sampler")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -110,6 +114,7 @@ class Trial(Base):
     model_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     reward: Mapped[float | None]
     reused: Mapped[bool] = mapped_column(default=False)
+    origin: Mapped[str] = mapped_column(sa.String(16), default="sampler", server_default="sampler")
     retry_of: Mapped[int | None]
     worker: Mapped[str | None] = mapped_column(sa.String(200))
     error: Mapped[str | None] = mapped_column(sa.Text)

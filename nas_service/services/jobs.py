@@ -104,8 +104,16 @@ def list_trials(session: Session, job_id: int, *, owner: str | None = None, offs
 
 FRONT_COLUMNS = (Candidate.id, Candidate.arch, Candidate.accuracy, Candidate.latency_ms, Candidate.params,
                  Candidate.model_bytes, Candidate.model_bytes_estimate, Candidate.int8_accuracy,
-                 Candidate.latency_profile, Candidate.tflite_path)
+                 Candidate.latency_profile, Candidate.tflite_path, Candidate.origin)
 """What a `FrontPoint` reads: the analysis and latency JSON stay unloaded."""
+
+
+def trial_counts(session: Session, job_id: int, *, owner: str | None = None) -> dict[str, int]:
+    """How many of the job's trials are in each state (complete, stopped, infeasible, failed, stale, running)."""
+    _job(session, job_id, owner)
+    rows = session.execute(sa.select(Trial.state, sa.func.count()).where(Trial.job_id == job_id)
+                           .group_by(Trial.state))
+    return {state: int(n) for state, n in rows}
 
 
 def get_front(session: Session, job_id: int, *, owner: str | None = None) -> list[FrontPoint]:

@@ -17,8 +17,9 @@ from nas_service.services.jobs import NotFoundError, get_job
 
 @dataclass(frozen=True)
 class TrialPoints:
-    """Finished trials (complete or infeasible), in trial order. `accuracy` is None for infeasible ones: they are
-    never trained (their trial row holds 0, the value Optuna was given, not a measurement)."""
+    """Finished trials (complete, early-stopped or infeasible), in trial order. `accuracy` is None for infeasible
+    ones: they are never trained (their trial row holds 0, the value Optuna was given, not a measurement).
+    `stopped` marks trials whose training was stopped early (their accuracy is that of a partial training)."""
 
     job_id: int
     status: str
@@ -28,6 +29,7 @@ class TrialPoints:
     accuracy: list[float | None]
     latency_ms: list[float]
     feasible: list[bool]
+    stopped: list[bool]
     front: list[bool]
 
 
@@ -38,7 +40,8 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
         sa.select(Trial.number, Trial.candidate_id, Trial.accuracy, Trial.latency_ms, Trial.state,
                   Candidate.on_front)
         .outerjoin(Candidate, Candidate.id == Trial.candidate_id)
-        .where(Trial.job_id == job_id, Trial.state.in_(("complete", "infeasible")), Trial.latency_ms.is_not(None))
+        .where(Trial.job_id == job_id, Trial.state.in_(("complete", "stopped", "infeasible")),
+               Trial.latency_ms.is_not(None))
         .order_by(Trial.number)).all()
     return TrialPoints(
         job_id=job.id, status=job.status, trials_done=job.trials_done,
@@ -47,6 +50,7 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
         accuracy=[None if r[2] is None or r[4] == "infeasible" else round(r[2], 5) for r in rows],
         latency_ms=[round(r[3] or 0.0, 4) for r in rows],  # NULLs filtered above
         feasible=[r[4] != "infeasible" for r in rows],
+        stopped=[r[4] == "stopped" for r in rows],
         front=[bool(r[5]) for r in rows],
     )
 

@@ -61,12 +61,13 @@ class TrialView:
     on_front: bool
     worker: str | None
     error: str | None
+    origin: str
 
     @classmethod
     def of(cls, trial: Trial, candidate: Candidate | None) -> TrialView:
         return cls(trial.number, trial.state, candidate.arch if candidate else None, trial.candidate_id,
                    trial.accuracy, trial.latency_ms, trial.params, trial.model_bytes, trial.reward, trial.reused,
-                   bool(candidate and candidate.on_front), trial.worker, trial.error)
+                   bool(candidate and candidate.on_front), trial.worker, trial.error, trial.origin)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,12 +86,14 @@ class FrontPoint:
     int8_accuracy: float | None
     latency_profile: str
     tflite_path: str | None
+    origin: str
+    """`initial` (the job's warm start) or `sampler`: who first proposed this architecture."""
 
     @classmethod
     def of(cls, c: Candidate) -> FrontPoint:
         # Front members are always trained, so accuracy is set.
         return cls(c.id, c.arch, c.accuracy or 0.0, c.latency_ms, c.params, c.model_bytes or c.model_bytes_estimate,
-                   c.int8_accuracy, c.latency_profile, c.tflite_path)
+                   c.int8_accuracy, c.latency_profile, c.tflite_path, c.origin)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

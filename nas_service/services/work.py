@@ -120,7 +120,7 @@ def settle_job(session: Session, job_id: int, study: optuna.Study, grace_s: floa
     out_of_time = deadline is not None and now() >= deadline
     if (out_of_trials or out_of_time) and running == 0:
         ok = session.scalar(sa.select(sa.func.count()).where(
-            Trial.job_id == job_id, Trial.state.in_(("complete", "infeasible")))) or 0
+            Trial.job_id == job_id, Trial.state.in_(("complete", "stopped", "infeasible")))) or 0
         session.execute(sa.update(Job).where(Job.id == job_id, Job.status == "running").values(
             status="completed" if ok else "failed", finished_at=now(),
             error=None if ok else "every trial failed; see the trials' errors"))
@@ -192,24 +192,37 @@ class TrialObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         # Set by RetryHeartbeatStaleTrialCallback on the re-queued copy of a lost trial.
         try:
-            retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+            attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+            retry_of = attrs.get("failed_trial")
             with self.ctx.sessions() as session:
+                origin = self._origin(session, "fixed_params" in attrs, retry_of)
                 session.add(Trial(job_id=self.job_id, number=trial.number, state="running", worker=self.ctx.worker,
-                                  retry_of=retry_of))
+                                  retry_of=retry_of, origin=origin))
                 session.commit()
-            return self._evaluate(trial)
+            return self._evaluate(trial, origin)
         except BaseException as exc:
             self._finish(trial.number, None, "failed", reused=False, error=f"{type(exc).__name__}: {exc}")
             raise
 
-    def _evaluate(self, trial: optuna.Trial) -> tuple[float, ...]:
+    def _origin(self, session: Session, enqueued: bool, retry_of: int | None) -> str:
+        """`initial` for the warm start's enqueued trials (and their retries), `sampler` for the rest."""
+        if not enqueued:
+            return "sampler"
+        if retry_of is None:
+            return "initial"
+        first = session.scalar(sa.select(Trial.origin).where(Trial.job_id == self.job_id, Trial.number == retry_of))
+        return first or "sampler"
+
+    def _evaluate(self, trial: optuna.Trial, origin: str) -> tuple[float, ...]:
         arch = self.space.sample(trial, num_classes=self.num_classes, resolution=self.spec.resolution)
         trial.set_user_attr("arch", encode(arch))
-        candidate = self._candidate(arch)
+        candidate = self._candidate(arch, origin)
         for name, value in self._constraint_values(candidate).items():
             trial.set_constraint(name, value)
         if candidate.status in ("trained", "infeasible"):
-            return self._finish(trial.number, candidate, candidate.status, reused=True)
+            state = ("infeasible" if candidate.status == "infeasible" else
+                     "stopped" if candidate.stopped_early else "complete")
+            return self._finish(trial.number, candidate, state, reused=True)
         if candidate.violations:
             with self.ctx.sessions() as session:
                 session.execute(sa.update(Candidate).where(Candidate.id == candidate.id).values(status="infeasible"))
@@ -218,7 +231,7 @@ class TrialObjective:
             return self._finish(trial.number, candidate, "infeasible", reused=False)
         return self._train(trial, candidate, arch)
 
-    def _candidate(self, arch: ArchSpec) -> Candidate:
+    def _candidate(self, arch: ArchSpec, origin: str) -> Candidate:
         """The job's candidate row for `arch`, created with its analysis and latency if it is new."""
         text = encode(arch)
         key = arch_hash(text)
@@ -230,7 +243,7 @@ class TrialObjective:
             analysis = analyze(arch)
             latency = predict_latency(arch, self.spec.device)
             size = model_bytes_estimate(analysis)
-            candidate = Candidate(job_id=self.job_id, arch=text, arch_hash=key, status="pending",
+            candidate = Candidate(job_id=self.job_id, arch=text, arch_hash=key, status="pending", origin=origin,
                                   params=analysis.params, macs=analysis.macs, model_bytes_estimate=size,
                                   analysis=analysis.to_dict(), latency_ms=latency.total_ms,
                                   latency_profile=latency.profile_version, latency=latency.detail)
@@ -275,7 +288,8 @@ class TrialObjective:
             if not use_rule:
                 return True
             return not early_stop.should_stop(curve, self.spec.training.epochs, candidate.latency_ms,
-                                              self._front_2d(), self.num_classes)
+                                              self._front_2d(), self.num_classes,
+                                              grace=self.spec.training.early_stopping_grace)
 
         try:
             score = self.scorer.score(arch, dataset=self.spec.dataset, training=self.spec.training,
@@ -292,7 +306,8 @@ class TrialObjective:
         for key, value in values.items():
             setattr(candidate, key, value)
         trial.set_user_attr("stopped_early", score.stopped_early)
-        return self._finish(trial.number, candidate, "complete", reused=False, trained=values)
+        state = "stopped" if score.stopped_early else "complete"
+        return self._finish(trial.number, candidate, state, reused=False, trained=values)
 
     def _front_2d(self) -> list[tuple[float, float]]:
         with self.ctx.sessions() as session:
@@ -308,12 +323,13 @@ class TrialObjective:
 
     def _finish(self, number: int, c: Candidate | None, state: str, *, reused: bool,
                 trained: dict[str, object] | None = None, error: str | None = None) -> tuple[float, ...]:
-        """Record the trial's outcome, the candidate's result and the front in one transaction.
+        """Record the trial's outcome (`state`: complete, stopped, infeasible or failed), the candidate's result
+        and the front in one transaction. Only complete trials can join the front: a stopped one's accuracy is
+        that of a partial training.
 
         The transaction starts by bumping the job row, which takes its row lock on PostgreSQL and the
         write lock on SQLite, so front updates of concurrent workers never interleave."""
         values = self._objectives(c) if c is not None else ()
-        trial_state = "infeasible" if state == "infeasible" else state if state == "failed" else "complete"
         with self.ctx.sessions() as session:
             session.execute(sa.update(Job).where(Job.id == self.job_id)
                             .values(trials_done=Job.trials_done + 1, updated_at=now()))
@@ -321,7 +337,7 @@ class TrialObjective:
                 session.execute(sa.update(Candidate).where(Candidate.id == c.id).values(**trained))
                 if state == "complete" and not c.violations:
                     self._update_front(session, c, values)
-            fields: dict[str, object] = {"state": trial_state, "finished_at": now(), "reused": reused, "error": error}
+            fields: dict[str, object] = {"state": state, "finished_at": now(), "reused": reused, "error": error}
             if c is not None:
                 named = dict(zip(self.spec.objectives, values, strict=True))
                 fields.update(candidate_id=c.id, accuracy=named["accuracy"], latency_ms=c.latency_ms, params=c.params,

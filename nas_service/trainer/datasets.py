@@ -3,6 +3,8 @@
 A dataset is named by a string, so that a job spec, the CLI and the API say the same thing:
 
 - `digits`: scikit-learn's 8x8 handwritten digits (1,797 images, bundled, no download), upsampled.
+- `fashion_mnist_small`: a 12,000 / 2,000 stratified subset of Fashion-MNIST shipped in the package, and
+  `fashion_mnist`: the full set from Debian's `dataset-fashion-mnist` files (see `fashion_mnist.py`).
 - a folder with one subfolder of images per class, split 80/20 per class.
 - a `.npz` file holding `x_train`, `y_train`, `x_test` and `y_test`.
 - `keras:NAME` (mnist, fashion_mnist, cifar10, cifar100) or `tfds:NAME`, downloaded on first use.
@@ -25,6 +27,8 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+BUILTIN = ("digits", "fashion_mnist_small", "fashion_mnist")
+"""Datasets named by a word: the first two ship with the package, the last needs the Debian package's files."""
 
 
 class DatasetError(ValueError):
@@ -49,6 +53,20 @@ class Dataset:
     @property
     def resolution(self) -> int:
         return int(self.x_train.shape[1])
+
+    def subset(self, train_images: int) -> Dataset:
+        """The same test split with a stratified, seeded subset of `train_images` training images (a proxy task:
+        every candidate of a job trains on the same images)."""
+        if train_images >= len(self.x_train):
+            return self
+        if train_images < 2 * self.num_classes:
+            raise DatasetError(f"train_images {train_images} is too few for dataset {self.name!r}: expected at "
+                               f"least 2 per class ({2 * self.num_classes})")
+        from sklearn.model_selection import train_test_split
+
+        x, _, y, _ = train_test_split(self.x_train, self.y_train, train_size=train_images, random_state=SPLIT_SEED,
+                                      stratify=self.y_train)
+        return Dataset(self.name, self.classes, x, y, self.x_test, self.y_test)
 
     def resized(self, resolution: int) -> Dataset:
         """The same images at another resolution."""
@@ -78,14 +96,16 @@ def _load_arrays(name: str) -> Dataset:
     """Datasets that arrive as arrays, at their native size (resized per candidate from here)."""
     if name == "digits":
         return _load_digits()
+    if name in ("fashion_mnist", "fashion_mnist_small"):
+        return _load_fashion_mnist(name)
     if name.endswith(".npz"):
         return _load_npz(Path(name).expanduser())
     if name.startswith("keras:"):
         return _load_keras(name.removeprefix("keras:"))
     if name.startswith("tfds:"):
         return _load_tfds(name.removeprefix("tfds:"))
-    raise DatasetError(f"unknown dataset {name!r}: expected 'digits', a folder with one subfolder of images "
-                       f"per class, a .npz file, keras:NAME ({', '.join(KERAS_DATASETS)}) or tfds:NAME")
+    raise DatasetError(f"unknown dataset {name!r}: expected {', '.join(BUILTIN)}, a folder with one subfolder of "
+                       f"images per class, a .npz file, keras:NAME ({', '.join(KERAS_DATASETS)}) or tfds:NAME")
 
 
 def _load_digits() -> Dataset:
@@ -95,6 +115,17 @@ def _load_digits() -> Dataset:
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     labels = bunch.target.astype(np.int32)
     return _split("digits", tuple(str(c) for c in range(10)), images, labels)
+
+
+def _load_fashion_mnist(name: str) -> Dataset:
+    from nas_service.trainer import fashion_mnist
+
+    try:
+        arrays = fashion_mnist.load_small() if name == "fashion_mnist_small" else fashion_mnist.load_full()
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"dataset {name!r}: {exc}") from None
+    return _from_arrays(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                        classes=fashion_mnist.CLASSES)
 
 
 def _load_npz(path: Path) -> Dataset:
@@ -167,7 +198,7 @@ def _load_folder(root: Path, resolution: int) -> Dataset:
 
 
 def _from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                 y_test: np.ndarray) -> Dataset:
+                 y_test: np.ndarray, classes: tuple[str, ...] | None = None) -> Dataset:
     """Validate given splits, turn images into uint8 (N, H, W, C) and labels into 0..K-1."""
     x_train, x_test = _as_images(name, "x_train", x_train), _as_images(name, "x_test", x_test)
     y_train, y_test = np.asarray(y_train).reshape(-1), np.asarray(y_test).reshape(-1)
@@ -184,7 +215,8 @@ def _from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np
         raise DatasetError(f"dataset {name!r} has test labels {unseen[:5].tolist()} absent from its train labels: "
                            "expected every test class in the training split")
     _check_classes(name, len(values), str(values[0]))
-    return Dataset(name, tuple(str(v) for v in values), x_train, np.searchsorted(values, y_train).astype(np.int32),
+    names = classes if classes is not None and len(classes) == len(values) else tuple(str(v) for v in values)
+    return Dataset(name, names, x_train, np.searchsorted(values, y_train).astype(np.int32),
                    x_test, np.searchsorted(values, y_test).astype(np.int32))
 
 

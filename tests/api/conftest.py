@@ -16,10 +16,12 @@ from nas_service.api import create_app
 from nas_service.config import Settings
 from nas_service.db import make_engine, session_factory, upgrade_head
 from nas_service.services import tokens
+from nas_service.spec import JobSpec
 from search_spaces import load_space
 
 
-def median_latency_ms(space: str = "edgetpu", resolution: int = 32, samples: int = 24) -> float:
+def median_latency_ms(space: str = JobSpec().space, resolution: int = JobSpec().resolution or 32,
+                      samples: int = 24) -> float:
     """The median predicted latency of random members of `space`: a limit that makes about half infeasible,
     whatever the calibration of the latency model is today."""
     rng = random.Random(0)

@@ -51,7 +51,7 @@ def test_paths_inside_the_data_dir_resolve_to_absolute_paths(layout: tuple[Path,
                                   "escape_dir/secret.npz", "/etc/passwd", "/etc", "keras:../../etc", "tfds:..",
                                   "missing.npz", "flowers/rose/none.npz", "nul\x00.npz"])
 def test_paths_escaping_or_missing_are_refused(name: str, layout: tuple[Path, Path]) -> None:
-    with pytest.raises(DatasetNotAllowedError, match="expected 'digits', keras:NAME, tfds:NAME"):
+    with pytest.raises(DatasetNotAllowedError, match="expected digits, fashion_mnist_small, fashion_mnist, keras:NAME"):
         api_dataset(name, layout[0])
 
 

@@ -43,7 +43,7 @@ def test_points_are_columns_matching_the_trials(finished: tuple[Api, int]) -> No
     points = get(api, f"/jobs/{job_id}/points")
     n = len(points["trial"])
     assert n == 14
-    assert all(len(points[k]) == n for k in ("candidate", "accuracy", "latency_ms", "feasible", "front"))
+    assert all(len(points[k]) == n for k in ("candidate", "accuracy", "latency_ms", "feasible", "stopped", "front"))
     trials = get(api, f"/jobs/{job_id}/trials?limit=100")["items"]
     by_number = {t["number"]: t for t in trials}
     for i, number in enumerate(points["trial"]):

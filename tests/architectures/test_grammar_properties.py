@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search_spaces import ArchError, ArchSpec, Block, Head, analyze, decode, encode, reference, reference_names
-from search_spaces.arch import ACTIVATIONS, BLOCK_TYPES
+from search_spaces.arch import ACTIVATIONS, BLOCK_TYPES, make_divisible
 
 activations = st.sampled_from(ACTIVATIONS)
 ratios = st.floats(min_value=0.0, max_value=4.0, allow_nan=False, allow_infinity=False)
@@ -122,3 +122,13 @@ def test_analysis_matches_published_figures(name: str, params: float, macs: floa
     analysis = analyze(reference(name))
     assert analysis.params == pytest.approx(params, rel=0.02)
     assert analysis.macs == pytest.approx(macs, rel=0.02)
+
+
+def test_width_multiplier_scales_mobilenets_and_efficientnet_edgetpu_only() -> None:
+    narrow = reference("efficientnet_edgetpu_s", width=0.25, num_classes=10, resolution=28)
+    full = reference("efficientnet_edgetpu_s", num_classes=10, resolution=28)
+    assert [b.out_channels for b in narrow.blocks] == [make_divisible(b.out_channels * 0.25) for b in full.blocks]
+    assert [b.repeats for b in narrow.blocks] == [b.repeats for b in full.blocks]  # depth unchanged
+    assert analyze(narrow).params < analyze(full).params / 8
+    with pytest.raises(ArchError, match="only mobilenet_v1, mobilenet_v2, efficientnet_edgetpu_s"):
+        reference("mobilenet_v3_large", width=0.5)

@@ -70,7 +70,8 @@ def test_job_page_shows_plot_front_and_hover(job: tuple[Any, int]) -> None:
     traces = page.evaluate("document.querySelector('#pareto-plot').data.map(t => [t.name, t.type, t.x.length])")
     names = {name: (kind, n) for name, kind, n in traces}
     assert names["Pareto front"][0] == "scattergl" and names["Pareto front"][1] >= 1
-    assert names["trials"][1] + names["infeasible"][1] == 12 and names["infeasible"][1] >= 1
+    assert names["trials"][1] + names["stopped early"][1] + names["infeasible"][1] == 12
+    assert names["infeasible"][1] >= 1
     assert page.locator("#front-table tbody tr").count() == names["Pareto front"][1]
     # A real mouse hover over the first front point, at its pixel position.
     x, y = page.evaluate(POINT_PIXEL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nas_service.trainer import fashion_mnist
 from nas_service.trainer.datasets import DatasetError, load_dataset
 
 
@@ -120,3 +122,70 @@ def test_keras_dataset_offline_says_what_to_use_instead(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert "could not download dataset 'keras:mnist'" in run.stdout, run.stdout + run.stderr
     assert "offline, use 'digits', a folder or a .npz file" in run.stdout
+
+
+def _write_idx(path: Path, array: np.ndarray, *, magic: bytes = b"\0\0\x08") -> None:
+    header = magic + bytes([array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _fake_fashion(folder: Path, per_class: dict[str, int]) -> dict[str, np.ndarray]:
+    """IDX files laid out as Debian's dataset-fashion-mnist package has them, with images that encode their label."""
+    folder.mkdir(parents=True)
+    arrays: dict[str, np.ndarray] = {}
+    for split, n in per_class.items():
+        labels = np.arange(10 * n) % 10
+        arrays[f"y_{split}"] = labels.astype(np.uint8)
+        arrays[f"x_{split}"] = (labels[:, None, None] * 20 + np.zeros((1, 28, 28), int)).astype(np.uint8)
+    for key, name in fashion_mnist.FILES.items():
+        _write_idx(folder / name, arrays[key])
+    return arrays
+
+
+def test_full_fashion_mnist_reads_the_idx_files_and_the_subset_is_stratified(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    arrays = _fake_fashion(tmp_path / "fm", {"train": 1300, "test": 210})
+    monkeypatch.setenv("NAS_FASHION_MNIST_DIR", str(tmp_path / "fm"))
+    full = fashion_mnist.load_full()
+    assert all(np.array_equal(full[k], arrays[k]) for k in arrays)
+    small = fashion_mnist.make_small(full)
+    assert small["x_train"].shape == (12_000, 28, 28) and small["x_test"].shape == (2_000, 28, 28)
+    assert np.bincount(small["y_train"]).tolist() == [1200] * 10 and np.bincount(small["y_test"]).tolist() == [200] * 10
+    assert np.array_equal(small["x_train"][:, 0, 0], small["y_train"] * 20)  # images stay with their labels
+    again = fashion_mnist.make_small(full)
+    assert all(np.array_equal(small[k], again[k]) for k in small)  # seeded: the same subset every time
+
+
+def test_bundled_fashion_mnist_subset_loads_without_the_debian_package() -> None:
+    data = load_dataset("fashion_mnist_small", 28)
+    assert data.x_train.shape == (12_000, 28, 28, 3) and data.x_test.shape == (2_000, 28, 28, 3)
+    assert data.classes[:2] == ("t-shirt", "trouser") and data.num_classes == 10
+    assert np.bincount(data.y_test).tolist() == [200] * 10
+    assert len({x.tobytes() for x in data.x_test[:200]}) == 200  # real images, not copies
+
+
+def test_missing_or_broken_fashion_mnist_files_say_where_and_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAS_FASHION_MNIST_DIR", str(tmp_path / "none"))
+    monkeypatch.setattr(fashion_mnist, "search_dirs", lambda: [tmp_path / "none"])
+    with pytest.raises(DatasetError, match="not found in .*none: install Debian's dataset-fashion-mnist"):
+        load_dataset("fashion_mnist", 28)
+    bad = tmp_path / "bad.gz"
+    _write_idx(bad, np.zeros((2, 3), np.uint8), magic=b"\0\0\x0d")
+    with pytest.raises(ValueError, match="not an IDX file of unsigned bytes"):
+        fashion_mnist.read_idx(bad)
+    (tmp_path / "trunc.gz").write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x09abc"))
+    with pytest.raises(ValueError, match="holds 3 values but its header says"):
+        fashion_mnist.read_idx(tmp_path / "trunc.gz")
+
+
+def test_train_subset_is_stratified_seeded_and_keeps_the_test_split() -> None:
+    data = load_dataset("digits", 16)
+    small = data.subset(500)
+    assert len(small.x_train) == 500 and small.x_test is data.x_test
+    assert np.bincount(small.y_train, minlength=10).min() >= 45  # every class, in proportion
+    assert np.array_equal(small.x_train, data.subset(500).x_train)  # the same images for every candidate
+    assert data.subset(10_000) is data
+    with pytest.raises(DatasetError, match="too few"):
+        data.subset(12)

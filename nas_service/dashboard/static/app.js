@@ -129,14 +129,17 @@ function specFromForm(form) {
 }
 
 function paretoTraces(p) {
-  // Split the columnar payload into three WebGL traces: all feasible trials (faded), the front
-  // (highlighted, drawn as a staircase), and infeasible candidates, which are never trained and so
-  // have no accuracy: they are marked at their latency in a strip under the plot (y2).
-  const all = { x: [], y: [], c: [], t: [] }, bad = { x: [], y: [], c: [], t: [] }, front = [];
+  // Split the columnar payload into four WebGL traces: trained trials, early-stopped trials (partial
+  // accuracy, hollow), the front (highlighted, drawn as a staircase), and infeasible candidates, which are
+  // never trained and so have no accuracy: they are marked at their latency in a strip under the plot (y2).
+  const all = { x: [], y: [], c: [], t: [] }, bad = { x: [], y: [], c: [], t: [] }, cut = { x: [], y: [], c: [], t: [] };
+  const front = [];
   const n = p.trial.length;
   for (let i = 0; i < n; i++) {
     if (!p.feasible[i]) {
       bad.x.push(p.latency_ms[i]); bad.y.push(0); bad.c.push(p.candidate[i]); bad.t.push(p.trial[i]);
+    } else if (p.accuracy[i] !== null && p.stopped && p.stopped[i]) {
+      cut.x.push(p.latency_ms[i]); cut.y.push(p.accuracy[i]); cut.c.push(p.candidate[i]); cut.t.push(p.trial[i]);
     } else if (p.accuracy[i] !== null) {
       all.x.push(p.latency_ms[i]); all.y.push(p.accuracy[i]); all.c.push(p.candidate[i]); all.t.push(p.trial[i]);
     }
@@ -151,7 +154,10 @@ function paretoTraces(p) {
   const hover = "trial %{text}<br>latency %{x:.3f} ms<br>accuracy %{y:.4f}<extra></extra>";
   return [
     { type: "scattergl", mode: "markers", name: "trials", x: all.x, y: all.y, customdata: all.c, text: all.t,
-      hovertemplate: hover, marker: { size: 5, color: "#4a6fa5", opacity: 0.25 } },
+      hovertemplate: hover, marker: { size: 8, color: "#2c5aa0", opacity: 0.8 } },
+    { type: "scattergl", mode: "markers", name: "stopped early", x: cut.x, y: cut.y, customdata: cut.c, text: cut.t,
+      hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>accuracy %{y:.4f} (stopped early)<extra></extra>",
+      marker: { size: 8, color: "#7f8c8d", symbol: "circle-open", line: { width: 2 } } },
     { type: "scattergl", mode: "markers", name: "infeasible", x: bad.x, y: bad.y, customdata: bad.c, text: bad.t,
       yaxis: "y2", hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>infeasible (not trained)<extra></extra>",
       marker: { size: 7, color: "#c0392b", symbol: "x", opacity: 0.6 } },
@@ -211,8 +217,9 @@ async function viewJob(jobId) {
   const body = $("#front-table tbody");
   body.replaceChildren();
   for (const m of front.items) {
-    body.append(row([el("a", m.candidate_id, { href: `#/jobs/${jobId}/candidates/${m.candidate_id}` }), fmt(m.accuracy),
-      fmt(m.latency_ms, 3), el("code", m.arch)]));
+    body.append(row([el("a", m.candidate_id, { href: `#/jobs/${jobId}/candidates/${m.candidate_id}` }),
+      m.origin === "initial" ? "warm start" : "sampler", fmt(m.accuracy), fmt(m.int8_accuracy), fmt(m.latency_ms, 3),
+      el("code", m.arch)]));
   }
   // Poll on the points' own status: it comes from the same snapshot as the points, so the last poll is complete.
   if (ACTIVE.has(points.status) || ACTIVE.has(job.status)) {

@@ -7,6 +7,7 @@ another worker re-queues once its heartbeat is stale. A restarted worker resumes
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -15,13 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+import sqlalchemy as sa
+
 from nas_service.config import Settings
 from nas_service.controller.batched_storage import batched
 from nas_service.controller.scoring import Scorer
 from nas_service.controller.study import make_storage, quiet_optuna
 from nas_service.db import make_engine, session_factory, upgrade_head
 from nas_service.db.migrate import schema_lock
-from nas_service.services.work import RunContext, TrialHook, claim_job, run_job, stale_hook
+from nas_service.services.work import RunContext, TrialHook, claim_job, fail_job, run_job, stale_hook
+
+log = logging.getLogger(__name__)
 
 
 def default_worker_name() -> str:
@@ -64,7 +69,16 @@ class Worker:
                     on_idle()
                 self.stopping.wait(self.settings.poll_interval_s)
                 continue
-            finished = run_job(self.ctx, claimed, stop=self.stopping.is_set)
+            try:
+                finished = run_job(self.ctx, claimed, stop=self.stopping.is_set)
+            except sa.exc.OperationalError as exc:  # the database went away: the job is fine, retry later
+                log.warning("worker %s: database error on job %d, retrying: %s", self.name, claimed, exc)
+                finished = False
+            except Exception as exc:  # the job cannot run: record why, keep serving the others
+                with self.sessions() as session:
+                    reason = fail_job(session, claimed, exc)
+                log.warning("worker %s: job %d failed: %s", self.name, claimed, reason)
+                continue
             if not finished:  # others still run its last trials, or a lost one awaits its grace period
                 self.stopping.wait(self.settings.poll_interval_s)
 

@@ -75,3 +75,17 @@ def test_real_training_search_exports_its_front(tmp_path: Path, monkeypatch: pyt
     out = nas("export", "1", "--front", "--out", str(tmp_path / "front"), "--db", db)
     files = sorted((tmp_path / "front").glob("*.tflite"))
     assert len(files) == 1 and files[0].read_bytes()[4:8] == b"TFL3" and "front.json" in out
+
+
+def test_search_refuses_a_dataset_that_cannot_load_before_creating_the_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_service.cli.errors import run_cli
+
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    (tmp_path / "corrupt.npz").write_bytes(b"\x93NUMPY" + bytes(300))
+    for dataset in (str(tmp_path / "missing.npz"), str(tmp_path / "corrupt.npz")):
+        monkeypatch.setattr("sys.argv", ["nas", "search", "--scorer", "estimate", "--dataset", dataset, "--db", db])
+        assert run_cli(app) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and dataset in err
+    assert json.loads(nas("jobs", "--json", "--db", db)) == []

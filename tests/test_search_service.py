@@ -161,3 +161,23 @@ def test_early_stopped_trials_are_recorded_apart_and_warm_starts_are_labelled(wo
     assert not any(c.on_front for c in stopped)
     assert [t.origin for t in trials] == ["initial"] + ["sampler"] * 29
     assert {p.origin for p in front} <= {"initial", "sampler"} and front
+
+
+def test_jobs_that_cannot_run_fail_with_their_reason_and_the_worker_goes_on(worker: Worker, tmp_path: Path) -> None:
+    """Jobs stored with datasets that do not load (as an older client could queue them) fail one by one with a
+    one-line reason; the same worker then completes a good job."""
+    np.savez(tmp_path / "partial.npz", x_train=np.zeros((4, 8, 8)))
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    bad = {str(tmp_path / "missing.npz"): "not found", str(tmp_path / "partial.npz"): "lacks y_train",
+           str(tmp_path / "corrupt.npz"): "cannot be read as a .npz"}
+    with worker.sessions() as session:
+        ids = {jobs.create_job(session, parse_spec(_estimate_spec(2, dataset=name))).id: why
+               for name, why in bad.items()}
+        good = jobs.create_job(session, parse_spec(_estimate_spec(3))).id
+    worker.run(exit_when_idle=True)
+    with worker.sessions() as session:
+        for job_id, why in ids.items():
+            view = jobs.get_job(session, job_id)
+            assert view.status == "failed" and view.error is not None and why in view.error
+            assert view.error.startswith("DatasetError: ") and "\n" not in view.error
+        assert jobs.get_job(session, good).status == "completed"

@@ -96,8 +96,10 @@ def search(
     spec = _spec_from_flags(spec_file, flags)
     settings = settings_for(db)
     console = make_console()
+    from nas_service.services.work import check_runnable
     from nas_service.worker import Worker
 
+    check_runnable(spec)  # a dataset or warm start that cannot load fails here, before the job exists
     sessions = session_maker(settings)
     with sessions() as session:
         job = service.create_job(session, spec)

@@ -77,6 +77,29 @@ def claim_job(session: Session, worker: str, *, only: int | None = None) -> int 
     return job.id
 
 
+def fail_job(session: Session, job_id: int, exc: BaseException) -> str:
+    """Mark an unfinished job failed with a one-line reason (stored, shown by `nas jobs`, the API and the
+    dashboard) and return the reason; a worker calls this when a job cannot run at all (a dataset that does
+    not load, a warm-start string that does not parse) and then goes on with other jobs."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    reason = f"{type(exc).__name__}: {first}"[:1000]
+    session.rollback()
+    session.execute(sa.update(Job).where(Job.id == job_id, Job.status.in_(("queued", "running")))
+                    .values(status="failed", error=reason, finished_at=now(), updated_at=now()))
+    session.commit()
+    return reason
+
+
+def check_runnable(spec: JobSpec) -> None:
+    """Raise what a worker would raise at the job's start (dataset, warm start), before the job exists."""
+    num_classes_of(spec.dataset, spec.resolution)
+    space = load_space(spec.space)
+    for text in spec.initial:
+        if text != "small":
+            space.params_for(decode(text).with_resolution(spec.resolution) if spec.resolution else decode(text),
+                             resolution=spec.resolution)
+
+
 def reserve_trial(session: Session, job_id: int) -> bool:
     """Take one slot of the job's trial budget; False when none is left, time is up or the job stopped."""
     result = session.execute(

@@ -18,6 +18,7 @@ datasets are cached per process, so a search pays for loading and resizing once.
 from __future__ import annotations
 
 import functools
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,12 +133,20 @@ def _load_npz(path: Path) -> Dataset:
     name = str(path)
     if not path.is_file():
         raise DatasetError(f"dataset file {name!r} not found: expected a .npz with x_train, y_train, x_test, y_test")
-    with np.load(path, allow_pickle=False) as data:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data.files]
-        if missing:
-            raise DatasetError(f"dataset file {name!r} lacks {', '.join(missing)}: expected arrays x_train, "
-                               f"y_train, x_test and y_test (found {', '.join(data.files) or 'none'})")
-        arrays = {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data.files]
+            if missing:
+                raise DatasetError(f"dataset file {name!r} lacks {', '.join(missing)}: expected arrays x_train, "
+                                   f"y_train, x_test and y_test (found {', '.join(data.files) or 'none'})")
+            arrays = {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except DatasetError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        # numpy says "contains pickled (object) data" for object arrays and "Cannot load file" for junk.
+        raise DatasetError(f"dataset file {name!r} cannot be read as a .npz of numeric arrays "
+                           f"({str(exc).splitlines()[0][:120]}): expected np.savez output with x_train, y_train, "
+                           "x_test and y_test, no object arrays") from None
     return _from_arrays(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
 
 

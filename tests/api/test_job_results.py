@@ -65,7 +65,10 @@ def test_front_knee_and_best(finished: tuple[Api, int]) -> None:
     limit = latencies[len(latencies) // 2] + 1e-9
     best = get(api, f"/jobs/{job_id}/front/best?max_latency_ms={limit}")
     assert best == max((m for m in front if m["latency_ms"] <= limit), key=lambda m: m["accuracy"])
-    assert get(api, f"/jobs/{job_id}/front/best?max_latency_ms={latencies[0] / 2}") is None
+    none = api.client.get(f"/api/v1/jobs/{job_id}/front/best?max_latency_ms={latencies[0] / 2}",
+                          headers=api.alice)
+    assert none.status_code == 404
+    assert f"fastest member takes {latencies[0]:.4g} ms" in none.json()["detail"]
 
 
 def test_trials_page_and_sort(finished: tuple[Api, int]) -> None:

@@ -58,7 +58,8 @@ def test_empty_job_has_empty_front_and_points(api: Api) -> None:
     assert api.client.get(f"{base}/front", headers=api.alice).json() == {"items": [], "total": 0, "offset": 0,
                                                                          "limit": None}
     assert api.client.get(f"{base}/front/knee", headers=api.alice).json() is None
-    assert api.client.get(f"{base}/front/best?max_latency_ms=5", headers=api.alice).json() is None
+    empty = api.client.get(f"{base}/front/best?max_latency_ms=5", headers=api.alice)
+    assert empty.status_code == 404 and "front is still empty" in empty.json()["detail"]
     points = api.client.get(f"{base}/points", headers=api.alice).json()
     assert points["trial"] == [] and points["status"] == "queued"
     assert api.client.get(f"{base}/trials?sort=accuracy&order=desc", headers=api.alice).json()["total"] == 0

@@ -130,15 +130,23 @@ async def get_front(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Re
     return await ctx.results.respond(request, ctx.sessions, user, job_id, ("front", job_id), produce)
 
 
-@router.get("/{job_id}/front/best", response_model=FrontPointOut | None, responses=NOT_FOUND)
+@router.get("/{job_id}/front/best", response_model=FrontPointOut, responses={404: {
+    "model": ErrorOut, "description": "No such job (or another user's), or no front member at or under the limit; "
+                                      "the message says which and gives the fastest member's latency."}})
 async def best_under(job_id: JobId, user: User, ctx: Ctx, request: Request,
                      max_latency_ms: Annotated[float, Query(gt=0, le=1e9, description="Latency limit T in ms.")]
                      ) -> Response:
-    """The most accurate front member no slower than `max_latency_ms`; null when every member is slower."""
+    """The most accurate front member no slower than `max_latency_ms`; 404 when there is none."""
 
-    def produce(session: Session) -> FrontPointOut | None:
+    def produce(session: Session) -> FrontPointOut:
         point = service.best_under(session, job_id, max_latency_ms, owner=user)
-        return _front_point(point) if point else None
+        if point is None:
+            front = service.get_front(session, job_id, owner=user)
+            fastest = (f"its fastest member takes {front[0].latency_ms:.4g} ms" if front
+                       else "its front is still empty")
+            raise service.NotFoundError(f"no member of job {job_id}'s front runs in {max_latency_ms:g} ms or less: "
+                                        f"{fastest}")
+        return _front_point(point)
 
     key = ("best", job_id, max_latency_ms)
     return await ctx.results.respond(request, ctx.sessions, user, job_id, key, produce)

@@ -89,3 +89,54 @@ def test_search_refuses_a_dataset_that_cannot_load_before_creating_the_job(
         err = capsys.readouterr().err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and dataset in err
     assert json.loads(nas("jobs", "--json", "--db", db)) == []
+
+
+def test_manage_jobs_from_the_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Owner and trial counts in `nas jobs`; `nas trials` filters and exports; cancel, resume and rm."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NAS_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    out = nas("search", "--scorer", "estimate", "--trials", "8", "--max-latency-ms", f"{latency_limit(0.5):.4f}",
+              "--user", "alice", "--db", db)
+    assert "job 1 of alice" in out and "nas tokens create --user alice" in out
+    job = json.loads(nas("jobs", "--json", "--db", db))[0]
+    counts = job["trial_counts"]
+    assert job["owner"] == "alice" and sum(counts.values()) == 8 and counts.get("infeasible", 0) >= 1
+    table = nas("jobs", "--db", db)
+    assert "alice" in table and f"{counts.get('complete', 0)}/0/{counts['infeasible']}/0" in table
+
+    every = json.loads(nas("trials", "1", "--json", "--db", db))
+    assert [t["number"] for t in every] == list(range(8))
+    infeasible = json.loads(nas("trials", "1", "--state", "infeasible", "--json", "--db", db))
+    assert len(infeasible) == counts["infeasible"] and {t["state"] for t in infeasible} == {"infeasible"}
+    by_latency = list(csv.DictReader(io.StringIO(nas("trials", "1", "--sort", "latency_ms", "--desc", "--csv",
+                                                     "--db", db))))
+    latencies = [float(r["latency_ms"]) for r in by_latency]
+    assert latencies == sorted(latencies, reverse=True)
+
+    from nas_service.cli.database import session_maker, settings_for
+    from nas_service.services import jobs
+    from nas_service.spec import parse_spec
+
+    with session_maker(settings_for(db))() as session:
+        queued = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate"}, "budget": {"trials": 3}}))
+    assert f"job {queued.id} cancelled after 0 trials" in nas("cancel", str(queued.id), "--db", db)
+    assert f"job {queued.id} queued: 0 trials kept" in nas("resume", str(queued.id), "--db", db)
+    nas("worker", "--job", str(queued.id), "--exit-when-idle", "--db", db)
+    assert json.loads(nas("jobs", "--json", "--db", db))[0]["status"] == "completed"
+    from nas_service.cli.errors import run_cli
+
+    for args, expected in ((["cancel", "1"], "job 1 is completed: only queued or running jobs can be cancelled"),
+                           (["resume", "1"], "job 1 is completed: only cancelled or failed jobs can be resumed"),
+                           (["trials", "1", "--state", "done"], "unknown state 'done'")):
+        monkeypatch.setattr("sys.argv", ["nas", *args, "--db", db])
+        assert run_cli(app) == 2
+        err = capsys.readouterr().err
+        assert expected in " ".join(err.split()) and "Traceback" not in err
+    study = "nas-job-"
+    assert "its Optuna study" in nas("rm", str(queued.id), "--db", db)
+    assert [j["id"] for j in json.loads(nas("jobs", "--json", "--db", db))] == [1]
+    import optuna
+
+    assert sum(s.study_name.startswith(study) for s in optuna.get_all_study_summaries(db)) == 1

@@ -110,6 +110,8 @@ class JobOut(Out):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     error: str | None
+    trial_counts: dict[str, int] = Field(default_factory=dict, description=(
+        "Trials per state: complete, stopped (early), infeasible, failed, stale, running"))
 
 
 class TrialOut(Out):

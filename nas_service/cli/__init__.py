@@ -9,6 +9,7 @@ import typer
 from nas_service.cli.arch import arch_app
 from nas_service.cli.errors import run_cli
 from nas_service.cli.latency import latency_app
+from nas_service.cli.manage import cancel_cmd, resume_cmd, rm_cmd, trials_cmd
 from nas_service.cli.search import EXPORT_CONTEXT, export_cmd, jobs_cmd, pareto_cmd, search, worker_cmd
 from nas_service.cli.serve import serve
 from nas_service.cli.spaces import spaces_app
@@ -25,6 +26,10 @@ app.add_typer(tokens_app, name="tokens")
 app.command("search")(search)
 app.command("jobs")(jobs_cmd)
 app.command("pareto")(pareto_cmd)
+app.command("trials")(trials_cmd)
+app.command("cancel")(cancel_cmd)
+app.command("resume")(resume_cmd)
+app.command("rm")(rm_cmd)
 app.command("export", context_settings=EXPORT_CONTEXT)(export_cmd)
 app.command("worker")(worker_cmd)
 app.command("train")(train_cmd)

@@ -33,11 +33,11 @@ def run_cli(app: typer.Typer) -> int:
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except Exception as exc:  # click usage errors carry their own exit code
+    except Exception as exc:  # click usage errors (typer's own or click's) carry their own exit code
         import click
 
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
-            return exc.exit_code
+            return int(getattr(exc, "exit_code", 2))
         raise
     return 0

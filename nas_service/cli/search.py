@@ -32,6 +32,8 @@ def front_table(points: list[FrontPoint], title: str) -> Table:
 
 
 ORIGIN_LABELS = {"initial": "warm start", "sampler": "sampler"}
+LOCAL_USER = "local"
+"""Owner of jobs started from the command line unless `--user` names another."""
 COUNTED_STATES = ("complete", "stopped", "infeasible", "failed", "stale")
 STATE_LABELS = {"complete": "trained", "stopped": "stopped early", "infeasible": "infeasible (not trained)",
                 "failed": "failed", "stale": "lost (worker died, retried)"}
@@ -83,6 +85,8 @@ def search(
     initial: Annotated[list[str] | None, typer.Option(help="Architecture to evaluate first ('small': the space's "
                                                            "default small member); repeatable.")] = None,
     name: Annotated[str | None, typer.Option(help="A name to find the job by.")] = None,
+    user: Annotated[str, typer.Option(help="The job's owner: the dashboard shows it to this user's tokens.")]
+    = LOCAL_USER,
     db: DbOpt = None,
 ) -> None:
     """Run a whole search in this process and print its Pareto front."""
@@ -102,8 +106,8 @@ def search(
     check_runnable(spec)  # a dataset or warm start that cannot load fails here, before the job exists
     sessions = session_maker(settings)
     with sessions() as session:
-        job = service.create_job(session, spec)
-    console.print(f"job [bold]{job.id}[/]: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "
+        job = service.create_job(session, spec, owner=user)
+    console.print(f"job [bold]{job.id}[/] of {user}: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "
                   f"device {spec.device}, scorer {spec.training.scorer}, database {settings.database_url}")
     progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[front]}"),
@@ -146,7 +150,10 @@ def search(
     if spec.training.scorer == "train":
         console.print(f"  nas export {job.id} --front --out front-{job.id}{db_flag}   # int8 TFLite of every member",
                       highlight=False)
-    console.print(f"  nas serve{db_flag}                   # dashboard with the live Pareto plot", highlight=False)
+    console.print(f"  nas trials {job.id}{db_flag}           # every trial: state, origin, accuracy, latency",
+                  highlight=False)
+    console.print(f"  nas tokens create --user {user}{db_flag} && nas serve{db_flag}   # log in to the dashboard "
+                  f"as {user} to see this job", highlight=False)
 
 
 def jobs_cmd(
@@ -162,12 +169,16 @@ def jobs_cmd(
         typer.echo(json.dumps([j.to_dict() for j in page.items], indent=2))
         return
     table = Table(title=f"{page.total} jobs", title_justify="left")
-    for col in ("id", "name", "status", "trials", "front", "space", "dataset", "device", "scorer", "created"):
+    for col in ("id", "name", "owner", "status", "trials", "trained/stopped/infeasible/failed", "front", "space",
+                "dataset", "device", "scorer", "created", "error"):
         table.add_column(col)
     for j in page.items:
-        table.add_row(str(j.id), j.name or "", j.status, f"{j.trials_done}/{j.trials_budget or '-'}",
-                      str(j.front_size), j.spec.space, j.spec.dataset, j.spec.device, j.spec.training.scorer,
-                      j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        c = j.trial_counts
+        table.add_row(str(j.id), j.name or "", j.owner or "", j.status, f"{j.trials_done}/{j.trials_budget or '-'}",
+                      "/".join(str(c.get(s, 0)) for s in ("complete", "stopped", "infeasible", "failed")),
+                      str(j.front_size), j.spec.space, j.spec.dataset, j.spec.device,
+                      "estimate (not trained)" if j.spec.training.scorer == "estimate" else j.spec.training.scorer,
+                      j.created_at.strftime("%Y-%m-%d %H:%M:%S"), j.error or "")
     make_console().print(table)
 
 

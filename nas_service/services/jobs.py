@@ -54,9 +54,20 @@ def _front_sizes(session: Session, job_ids: list[int]) -> dict[int, int]:
     return {job_id: count for job_id, count in rows}
 
 
+def _counts(session: Session, job_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Trials per state of each job, in one grouped query."""
+    out: dict[int, dict[str, int]] = {}
+    if job_ids:
+        rows = session.execute(sa.select(Trial.job_id, Trial.state, sa.func.count()).where(Trial.job_id.in_(job_ids))
+                               .group_by(Trial.job_id, Trial.state))
+        for job_id, state, n in rows:
+            out.setdefault(job_id, {})[state] = int(n)
+    return out
+
+
 def get_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
     job = _job(session, job_id, owner)
-    return JobView.of(job, _front_sizes(session, [job.id]).get(job.id, 0))
+    return JobView.of(job, _front_sizes(session, [job.id]).get(job.id, 0), _counts(session, [job.id]).get(job.id, {}))
 
 
 def list_jobs(session: Session, *, owner: str | None = None, status: str | None = None, offset: int = 0,
@@ -69,8 +80,8 @@ def list_jobs(session: Session, *, owner: str | None = None, status: str | None 
         query = query.where(Job.status == status)
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
     jobs = list(session.scalars(query.order_by(Job.id.desc()).offset(offset).limit(limit)))
-    sizes = _front_sizes(session, [j.id for j in jobs])
-    return Page([JobView.of(j, sizes.get(j.id, 0)) for j in jobs], total, offset, limit)
+    sizes, counts = _front_sizes(session, [j.id for j in jobs]), _counts(session, [j.id for j in jobs])
+    return Page([JobView.of(j, sizes.get(j.id, 0), counts.get(j.id, {})) for j in jobs], total, offset, limit)
 
 
 def cancel_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
@@ -85,15 +96,50 @@ def cancel_job(session: Session, job_id: int, *, owner: str | None = None) -> Jo
     return get_job(session, job_id, owner=owner)
 
 
+def resume_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
+    """Queue a cancelled or failed job again: its finished trials are kept, the rest of its budget runs."""
+    job = _job(session, job_id, owner)
+    if job.status not in ("cancelled", "failed"):
+        raise JobStateError(f"job {job_id} is {job.status}: only cancelled or failed jobs can be resumed")
+    if job.trials_budget is not None and job.trials_done >= job.trials_budget:
+        raise JobStateError(f"job {job_id} has run all {job.trials_budget} trials of its budget: nothing to resume")
+    session.execute(sa.update(Job).where(Job.id == job_id).values(
+        status="queued", error=None, finished_at=None, started_at=None, deadline=None,
+        trials_reserved=Job.trials_done))
+    session.commit()
+    return get_job(session, job_id, owner=owner)
+
+
+def study_name(session: Session, job_id: int, *, owner: str | None = None) -> str:
+    """The name of the job's Optuna study."""
+    return _job(session, job_id, owner).study_name
+
+
+def delete_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
+    """Delete a job that is not running, with its trials and candidates; returns what it was. The caller
+    removes its Optuna study and artifact files (see `services.work.remove_job_files`)."""
+    job = _job(session, job_id, owner)
+    if job.status in ("queued", "running"):
+        raise JobStateError(f"job {job_id} is {job.status}: cancel it first (`nas cancel {job_id}`)")
+    view = get_job(session, job_id, owner=owner)
+    session.execute(sa.delete(Trial).where(Trial.job_id == job_id))
+    session.execute(sa.delete(Candidate).where(Candidate.job_id == job_id))
+    session.execute(sa.delete(Job).where(Job.id == job_id))
+    session.commit()
+    return view
+
+
 def list_trials(session: Session, job_id: int, *, owner: str | None = None, offset: int = 0, limit: int = 100,
-                sort: TrialSort = "number", descending: bool = False) -> Page[TrialView]:
-    """One page of a job's trials, sorted by `sort` (missing values last)."""
+                sort: TrialSort = "number", descending: bool = False, state: str | None = None) -> Page[TrialView]:
+    """One page of a job's trials (only those in `state` if given), sorted by `sort` (missing values last)."""
     _job(session, job_id, owner)
     if sort not in TRIAL_SORT_KEYS:
         raise ValueError(f"unknown trial sort key {sort!r}: expected one of {', '.join(TRIAL_SORT_KEYS)}")
     column = getattr(Trial, sort)
     order = column.desc() if descending else column.asc()
     base = sa.select(Trial).where(Trial.job_id == job_id)
+    if state is not None:
+        base = base.where(Trial.state == state)
     total = session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
     rows = session.execute(
         base.add_columns(Candidate).outerjoin(Candidate, Candidate.id == Trial.candidate_id)

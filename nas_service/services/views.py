@@ -31,12 +31,14 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    trial_counts: dict[str, int]
+    """Trials per state: complete, stopped (early), infeasible, failed, stale, running."""
 
     @classmethod
-    def of(cls, job: Job, front_size: int) -> JobView:
+    def of(cls, job: Job, front_size: int, trial_counts: dict[str, int] | None = None) -> JobView:
         return cls(job.id, job.name, job.owner, job.status, JobSpec.model_validate(job.spec), job.trials_budget,
                    job.trials_done, front_size, utc(job.created_at) or job.created_at, utc(job.started_at),
-                   utc(job.finished_at), job.error)
+                   utc(job.finished_at), job.error, dict(trial_counts or {}))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -90,6 +90,21 @@ def fail_job(session: Session, job_id: int, exc: BaseException) -> str:
     return reason
 
 
+def remove_job_files(database_url: str, study_name: str, artifacts: Path) -> str:
+    """Delete a deleted job's Optuna study and its artifact folder; says what was removed, for the CLI."""
+    import shutil
+
+    try:
+        optuna.delete_study(study_name=study_name, storage=database_url)
+        removed = ", its Optuna study"
+    except KeyError:  # never started: no study
+        removed = ""
+    if artifacts.is_dir():
+        shutil.rmtree(artifacts)
+        removed += f" and {artifacts}"
+    return removed
+
+
 def check_runnable(spec: JobSpec) -> None:
     """Raise what a worker would raise at the job's start (dataset, warm start), before the job exists."""
     num_classes_of(spec.dataset, spec.resolution)

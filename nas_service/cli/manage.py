@@ -1,0 +1,86 @@
+"""`nas trials`, `nas cancel`, `nas resume` and `nas rm`: look into and manage one job from the shell."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from nas_service.cli.database import DbOpt, session_maker, settings_for
+from nas_service.cli.output import make_console
+from nas_service.db.models import TRIAL_STATES
+from nas_service.services import jobs as service
+from nas_service.services.views import TrialView
+
+JobArg = Annotated[int, typer.Argument(help="Job id (see `nas jobs`).")]
+
+
+def trials_cmd(
+    job: JobArg,
+    state: Annotated[str | None, typer.Option(help=f"Only trials in this state: {', '.join(TRIAL_STATES)}.")] = None,
+    sort: Annotated[str, typer.Option(help=f"Sort key: {', '.join(service.TRIAL_SORT_KEYS)}.")] = "number",
+    desc: Annotated[bool, typer.Option("--desc", help="Sort descending.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """List the trials of JOB: state, origin, accuracy, latency, parameters, worker and error."""
+    if state is not None and state not in TRIAL_STATES:
+        raise typer.BadParameter(f"unknown state {state!r}: expected one of {', '.join(TRIAL_STATES)}")
+    if sort not in service.TRIAL_SORT_KEYS:
+        raise typer.BadParameter(f"unknown sort key {sort!r}: expected one of {', '.join(service.TRIAL_SORT_KEYS)}")
+    with session_maker(settings_for(db))() as session:
+        page = service.list_trials(session, job, state=state, sort=sort, descending=desc, limit=limit)  # type: ignore[arg-type]
+    rows = [t.to_dict() for t in page.items]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    elif as_csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(TrialView.__dataclass_fields__), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        typer.echo(out.getvalue(), nl=False)
+    else:
+        table = Table(title=f"job {job}: {page.total} trials" + (f" {state}" if state else ""), title_justify="left")
+        for col in ("#", "state", "from", "accuracy", "latency ms", "params", "front", "worker", "error"):
+            table.add_column(col, justify="right" if col in ("#", "accuracy", "latency ms", "params") else "left")
+        for t in page.items:
+            table.add_row(str(t.number), t.state, "warm start" if t.origin == "initial" else t.origin,
+                          f"{t.accuracy:.4f}" if t.accuracy is not None and t.state != "infeasible" else "-",
+                          f"{t.latency_ms:.3f}" if t.latency_ms is not None else "-",
+                          f"{t.params:,}" if t.params is not None else "-", "yes" if t.on_front else "",
+                          t.worker or "", t.error or "")
+        make_console().print(table)
+
+
+def cancel_cmd(job: JobArg, db: DbOpt = None) -> None:
+    """Cancel JOB: no new trial starts; trials in flight finish and are kept."""
+    with session_maker(settings_for(db))() as session:
+        view = service.cancel_job(session, job)
+    make_console().print(f"job {view.id} {view.status} after {view.trials_done} trials", highlight=False)
+
+
+def resume_cmd(job: JobArg, db: DbOpt = None) -> None:
+    """Queue a cancelled or failed JOB again; a worker (`nas worker`, `nas serve`) runs the rest of its budget."""
+    with session_maker(settings_for(db))() as session:
+        view = service.resume_job(session, job)
+    make_console().print(f"job {view.id} {view.status}: {view.trials_done} trials kept; start `nas worker --job "
+                         f"{view.id} --exit-when-idle` or `nas serve` to run the rest", highlight=False)
+
+
+def rm_cmd(job: JobArg, db: DbOpt = None) -> None:
+    """Delete JOB (not while queued or running) with its trials, candidates, Optuna study and int8 files."""
+    from nas_service.services.work import remove_job_files
+
+    settings = settings_for(db)
+    with session_maker(settings)() as session:
+        study_name = service.study_name(session, job)
+        view = service.delete_job(session, job)
+    removed = remove_job_files(settings.database_url, study_name, settings.artifacts_dir / f"job-{job}")
+    make_console().print(f"deleted job {view.id} ({view.status}, {view.trials_done} trials){removed}",
+                         highlight=False)

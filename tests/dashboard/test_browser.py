@@ -60,7 +60,9 @@ def job(browser: Any, served: Served) -> tuple[Any, int]:
     # Live updates: the page polls while the job runs, so points arrive without a reload.
     page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points || 0) > 0", timeout=180_000)
     page.wait_for_selector("#job-status:has-text('completed')", timeout=180_000)
-    assert "edgetpu on edgetpu_usb" in page.inner_text("#job-status")  # the form's defaults
+    status = page.inner_text("#job-status")
+    assert "edgetpu_small on edgetpu_usb · fashion_mnist_small" in status  # the form's defaults
+    assert "ESTIMATED accuracy (not trained)" in status
     page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points) === 12")
     return page, job_id
 
@@ -76,7 +78,7 @@ def test_job_page_shows_plot_front_and_hover(job: tuple[Any, int]) -> None:
     # A real mouse hover over the first front point, at its pixel position.
     x, y = page.evaluate(POINT_PIXEL)
     page.mouse.move(x, y)
-    page.wait_for_function("document.querySelector('#hover-arch').textContent.startsWith('r32_n10/')")
+    page.wait_for_function("document.querySelector('#hover-arch').textContent.startsWith('r28_n10/')")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"), full_page=True)
     page.mouse.click(x, y)  # a click on the point opens its candidate
@@ -92,7 +94,7 @@ def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
     page.click("#front-table tbody tr a")
     page.wait_for_url(re.compile(rf"#/jobs/{job_id}/candidates/\d+$"))
     page.wait_for_selector("#layer-table tbody tr")
-    assert page.inner_text("#candidate-arch").startswith("r32_n10/")
+    assert page.inner_text("#candidate-arch").startswith("r28_n10/")
     assert page.locator("#latency-plot .main-svg").count() >= 1
     assert page.is_disabled("#download-tflite")  # estimate-scored: never exported
     page.goto(page.url.split("#")[0] + f"#/compare?ids={job_id}")
@@ -115,8 +117,10 @@ def test_candidate_tflite_downloads(job: tuple[Any, int], served: Served) -> Non
     with engine.begin() as conn:
         cid, arch = conn.execute(sa.select(Candidate.id, Candidate.arch).where(
             Candidate.job_id == job_id, Candidate.on_front.is_(True)).order_by(Candidate.latency_ms)).first()
-        model = build_keras(decode(arch))
-        data = convert_int8(model, np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32), num_samples=8)
+        spec = decode(arch)
+        model = build_keras(spec)
+        images = np.random.default_rng(0).random((8, spec.resolution, spec.resolution, 3), dtype=np.float32)
+        data = convert_int8(model, images, num_samples=8)
         path = served.artifacts_dir / f"job-{job_id}" / f"{cid}.tflite"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -111,7 +111,7 @@ async function viewNew() {
     const [spaces, devices] = await Promise.all([getJson("/spaces"), getJson("/devices")]);
     for (const s of spaces.items) form.space.append(el("option", s.name, { value: s.name }));
     for (const d of devices.items) form.device.append(el("option", d.name, { value: d.name }));
-    form.space.value = spaces.items.some((s) => s.name === "edgetpu") ? "edgetpu" : form.space.value;
+    form.space.value = spaces.items.some((s) => s.name === "edgetpu_small") ? "edgetpu_small" : form.space.value;
     form.device.value = devices.items.some((d) => d.name === "edgetpu_usb") ? "edgetpu_usb" : form.device.value;
   }
 }
@@ -190,8 +190,12 @@ async function viewJob(jobId) {
   const [job, points] = await Promise.all([getJson(`/jobs/${jobId}`), getJson(`/jobs/${jobId}/points`)]);
   window.nasTimings.pointsLoadedMs = performance.now();
   $("#job-title").textContent = `Job ${job.id}${job.name ? ` — ${job.name}` : ""}`;
+  const c = job.trial_counts || {};
+  const scorer = job.spec.training.scorer === "estimate" ? "ESTIMATED accuracy (not trained)" : "trained";
   $("#job-status").textContent = `${job.status} · ${job.trials_done}/${job.trials_budget ?? "∞"} trials · ` +
-    `${job.spec.space} on ${job.spec.device}` + (job.error ? ` · ${job.error}` : "");
+    `${job.spec.space} on ${job.spec.device} · ${job.spec.dataset} · ${job.spec.sampler} · ${scorer} · ` +
+    `${c.complete || 0} trained, ${c.stopped || 0} stopped early, ${c.infeasible || 0} infeasible, ` +
+    `${c.failed || 0} failed` + (job.error ? ` · ${job.error}` : "");
   const cancel = $("#cancel-job");
   cancel.hidden = !ACTIVE.has(job.status);
   cancel.onclick = async () => { await api(`/jobs/${jobId}/cancel`, { method: "POST" }); route(); };

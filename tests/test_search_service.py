@@ -181,3 +181,30 @@ def test_jobs_that_cannot_run_fail_with_their_reason_and_the_worker_goes_on(work
             assert view.status == "failed" and view.error is not None and why in view.error
             assert view.error.startswith("DatasetError: ") and "\n" not in view.error
         assert jobs.get_job(session, good).status == "completed"
+
+
+def test_cpu_fallback_and_estimated_accuracy_are_marked(worker: Worker) -> None:
+    """mobilenet_v3 candidates with hard-swish leave ops to the host CPU on the Edge TPU: the share is stored and
+    shown on the front, the plot columns and the candidate; an estimator job says its accuracies are estimates."""
+    from nas_service.services.plot import trial_points
+
+    spec = parse_spec(_estimate_spec(12, space="mobilenet_v3", resolution=32))
+    with worker.sessions() as session:
+        job = jobs.create_job(session, spec)
+    worker.run(job_id=job.id, exit_when_idle=True)
+    with worker.sessions() as session:
+        assert jobs.get_job(session, job.id).estimated
+        points = trial_points(session, job.id)
+        candidates = session.scalars(sa.select(Candidate).where(Candidate.job_id == job.id)).all()
+        by_id = {c.id: c for c in candidates}
+        assert any(points.cpu) and len(points.cpu) == len(points.trial)
+        assert all(flag == (by_id[cid].cpu_ms > 0) for cid, flag in zip(points.candidate, points.cpu, strict=True)
+                   if cid is not None)
+        for p in jobs.get_front(session, job.id):
+            c = by_id[p.candidate_id]
+            assert p.cpu_fraction == round(c.cpu_ms / c.latency_ms, 4) and 0 <= p.cpu_fraction <= 1
+        cid = next(c.id for c in candidates if c.cpu_ms > 0)
+        view = jobs.get_candidate(session, job.id, cid)
+        assert view.estimated and view.cpu_fraction > 0
+        layers = by_id[cid].latency["layers"]
+        assert by_id[cid].cpu_ms == pytest.approx(sum(lay["ms"] for lay in layers if lay["bound"] == "cpu"), abs=1e-4)

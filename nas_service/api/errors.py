@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from latency_models.errors import LatencyError, ModelFileError, UnknownDeviceError
+from nas_service.services.export import ExportError
 from nas_service.services.jobs import JobStateError, NotFoundError
 from nas_service.services.tokens import UserNameError
 from nas_service.spec import SpecError
@@ -22,6 +23,7 @@ class PayloadTooLargeError(ValueError):
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     NotFoundError: 404,
     JobStateError: 409,
+    ExportError: 409,
     PayloadTooLargeError: 413,
     ModelFileError: 422,
     UnknownDeviceError: 422,

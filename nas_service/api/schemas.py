@@ -112,6 +112,8 @@ class JobOut(Out):
     error: str | None
     trial_counts: dict[str, int] = Field(default_factory=dict, description=(
         "Trials per state: complete, stopped (early), infeasible, failed, stale, running"))
+    estimated: bool = Field(default=False, description=(
+        "Accuracies come from the cheap estimator (training.scorer: estimate), not from training"))
 
 
 class TrialOut(Out):
@@ -142,6 +144,7 @@ class FrontPointOut(Out):
     latency_profile: str
     has_tflite: bool
     origin: str = Field(description="initial (the job's warm start) or sampler: who first proposed it")
+    cpu_fraction: float = Field(description="Share of the latency on the host CPU (ops the accelerator cannot run)")
 
 
 class TrialPointsOut(Out):
@@ -156,6 +159,7 @@ class TrialPointsOut(Out):
     latency_ms: list[float]
     feasible: list[bool]
     stopped: list[bool]
+    cpu: list[bool]
     front: list[bool]
 
 
@@ -191,5 +195,8 @@ class CandidateOut(Out):
     model_bytes: int | None
     on_front: bool
     has_tflite: bool
+    origin: str = Field(description="initial (the job's warm start) or sampler: who first proposed it")
+    cpu_fraction: float = Field(description="Share of the latency on the host CPU (ops the accelerator cannot run)")
+    estimated: bool = Field(description="The accuracy comes from the cheap estimator, not from training")
     layers: list[LayerOut] | None = Field(None, description="Per-layer analysis; omitted with `layers=false`.")
     latency_layers: list[LayerLatencyOut] | None = Field(None, description="Per-layer latency breakdown.")

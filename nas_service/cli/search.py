@@ -22,12 +22,12 @@ from nas_service.spec import JobSpec, load_spec_file, parse_spec
 
 def front_table(points: list[FrontPoint], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("#", "candidate", "from", "accuracy", "int8 acc", "latency ms", "params", "arch"):
+    for col in ("#", "candidate", "from", "accuracy", "int8 acc", "latency ms", "on CPU", "params", "arch"):
         table.add_column(col, justify="left" if col in ("arch", "from") else "right")
     for rank, p in enumerate(points, 1):
         table.add_row(str(rank), str(p.candidate_id), ORIGIN_LABELS.get(p.origin, p.origin), f"{p.accuracy:.4f}",
                       f"{p.int8_accuracy:.4f}" if p.int8_accuracy is not None else "-", f"{p.latency_ms:.3f}",
-                      f"{p.params:,}", p.arch)
+                      f"{p.cpu_fraction:.0%}" if p.cpu_fraction else "-", f"{p.params:,}", p.arch)
     return table
 
 
@@ -135,9 +135,10 @@ def search(
         front = service.get_front(session, job.id)
         knee_point = service.knee(session, job.id)
         counts = service.trial_counts(session, job.id)
+    estimated = " - accuracies ESTIMATED, not trained" if final.estimated else ""
     console.print(front_table(front, f"Pareto front of job {job.id}: accuracy vs {spec.device} latency "
                                      f"({final.trials_done} trials, {time.perf_counter() - start:.0f} s, "
-                                     f"{final.status})"))
+                                     f"{final.status}){estimated}"))
     sampled = sum(p.origin == "sampler" for p in front)
     console.print(f"{counts_line(counts)}; front: {len(front)} members, {sampled} from the sampler, "
                   f"{len(front) - sampled} from the warm start", highlight=False)

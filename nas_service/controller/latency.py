@@ -19,6 +19,8 @@ class LatencyResult:
     device: str
     profile_version: str
     detail: dict[str, Any] = field(default_factory=dict)
+    cpu_ms: float = 0.0
+    """The part of `total_ms` spent on the host CPU (ops the accelerator cannot run, and all after them)."""
 
 
 def device_names() -> list[str]:
@@ -28,5 +30,6 @@ def device_names() -> list[str]:
 def predict_latency(arch: ArchSpec, device: str) -> LatencyResult:
     """Predicted single-image latency of `arch` on `device`, with the profile version it came from."""
     estimate = latency_models.predict(arch, device=device)
+    cpu_ms = sum(layer.ms for layer in estimate.layers if layer.bound == "cpu")
     return LatencyResult(round(float(estimate.total_ms), 5), estimate.device, estimate.profile_version,
-                         estimate.to_dict())
+                         estimate.to_dict(), round(float(cpu_ms), 5))

@@ -73,6 +73,8 @@ class Candidate(Base):
     model_bytes_estimate: Mapped[int] = mapped_column(sa.BigInteger)
     analysis: Mapped[dict[str, Any]]
     latency_ms: Mapped[float]
+    cpu_ms: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    """Part of `latency_ms` on the host CPU: ops the accelerator cannot run (and every op after the first)."""
     latency_profile: Mapped[str] = mapped_column(sa.String(100))
     latency: Mapped[dict[str, Any]]
     violations: Mapped[dict[str, Any]] = mapped_column(default=dict)

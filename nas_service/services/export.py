@@ -1,9 +1,11 @@
-"""Copy the int8 TFLite files of a job's Pareto front into a directory, with a `front.json` index."""
+"""Copy the int8 TFLite files of a job's Pareto front into a directory or a zip, with a `front.json` index."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -15,8 +17,8 @@ class ExportError(ValueError):
     """A front that has no model files to export; the message says why and what to do."""
 
 
-def export_front(session: Session, job_id: int, out_dir: Path, *, owner: str | None = None) -> list[Path]:
-    """Write `NN_<latency>ms_<accuracy>.tflite` for every front member (fastest first) and `front.json`."""
+def _front_files(session: Session, job_id: int, owner: str | None) -> list[tuple[str, Path, dict[str, object]]]:
+    """(file name, source file, index entry) of every front member, fastest first; `ExportError` if any is missing."""
     job = get_job(session, job_id, owner=owner)
     front = get_front(session, job_id, owner=owner)
     if not front:
@@ -28,12 +30,29 @@ def export_front(session: Session, job_id: int, out_dir: Path, *, owner: str | N
     if missing:
         raise ExportError(f"job {job_id}: front candidates {missing} have no int8 TFLite file (exported with "
                           "training.export_int8, kept under the artifacts directory)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written, index = [], []
+    files = []
     for rank, point in enumerate(front, 1):
-        target = out_dir / f"{rank:02d}_{point.latency_ms:.3f}ms_{point.accuracy:.4f}.tflite"
-        shutil.copyfile(str(point.tflite_path), target)
-        written.append(target)
-        index.append({**point.to_dict(), "file": target.name})
-    (out_dir / "front.json").write_text(json.dumps({"job": job_id, "front": index}, indent=2))
-    return written
+        name = f"{rank:02d}_{point.latency_ms:.3f}ms_{point.accuracy:.4f}.tflite"
+        files.append((name, Path(str(point.tflite_path)), {**point.to_dict(), "file": name}))
+    return files
+
+
+def export_front(session: Session, job_id: int, out_dir: Path, *, owner: str | None = None) -> list[Path]:
+    """Write `NN_<latency>ms_<accuracy>.tflite` for every front member (fastest first) and `front.json`."""
+    files = _front_files(session, job_id, owner)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, source, _ in files:
+        shutil.copyfile(source, out_dir / name)
+    (out_dir / "front.json").write_text(json.dumps({"job": job_id, "front": [e for *_, e in files]}, indent=2))
+    return [out_dir / name for name, *_ in files]
+
+
+def front_zip(session: Session, job_id: int, *, owner: str | None = None) -> bytes:
+    """The same files as `export_front`, as one zip (the dashboard's "download front")."""
+    files = _front_files(session, job_id, owner)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, source, _ in files:
+            archive.write(source, name)
+        archive.writestr("front.json", json.dumps({"job": job_id, "front": [e for *_, e in files]}, indent=2))
+    return buffer.getvalue()

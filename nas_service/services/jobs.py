@@ -150,7 +150,7 @@ def list_trials(session: Session, job_id: int, *, owner: str | None = None, offs
 
 FRONT_COLUMNS = (Candidate.id, Candidate.arch, Candidate.accuracy, Candidate.latency_ms, Candidate.params,
                  Candidate.model_bytes, Candidate.model_bytes_estimate, Candidate.int8_accuracy,
-                 Candidate.latency_profile, Candidate.tflite_path, Candidate.origin)
+                 Candidate.latency_profile, Candidate.tflite_path, Candidate.origin, Candidate.cpu_ms)
 """What a `FrontPoint` reads: the analysis and latency JSON stay unloaded."""
 
 
@@ -195,4 +195,4 @@ def get_candidate(session: Session, job_id: int, candidate_id: int, *, owner: st
     candidate = session.get(Candidate, candidate_id)
     if candidate is None or candidate.job_id != job_id:
         raise NotFoundError(f"candidate {candidate_id} not found in job {job_id}")
-    return CandidateView.of(candidate)
+    return CandidateView.of(candidate, estimated=_job(session, job_id, owner).spec["training"]["scorer"] == "estimate")

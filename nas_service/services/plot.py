@@ -30,6 +30,8 @@ class TrialPoints:
     latency_ms: list[float]
     feasible: list[bool]
     stopped: list[bool]
+    cpu: list[bool]
+    """The candidate runs partly on the host CPU (an op the accelerator cannot run)."""
     front: list[bool]
 
 
@@ -38,7 +40,7 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
     job = get_job(session, job_id, owner=owner)
     rows = session.execute(
         sa.select(Trial.number, Trial.candidate_id, Trial.accuracy, Trial.latency_ms, Trial.state,
-                  Candidate.on_front)
+                  Candidate.on_front, Candidate.cpu_ms)
         .outerjoin(Candidate, Candidate.id == Trial.candidate_id)
         .where(Trial.job_id == job_id, Trial.state.in_(("complete", "stopped", "infeasible")),
                Trial.latency_ms.is_not(None))
@@ -51,6 +53,7 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
         latency_ms=[round(r[3] or 0.0, 4) for r in rows],  # NULLs filtered above
         feasible=[r[4] != "infeasible" for r in rows],
         stopped=[r[4] == "stopped" for r in rows],
+        cpu=[bool(r[6]) for r in rows],
         front=[bool(r[5]) for r in rows],
     )
 

@@ -34,6 +34,11 @@ class JobView:
     trial_counts: dict[str, int]
     """Trials per state: complete, stopped (early), infeasible, failed, stale, running."""
 
+    @property
+    def estimated(self) -> bool:
+        """Its accuracies come from the cheap estimator (`scorer: estimate`), not from training."""
+        return self.spec.training.scorer == "estimate"
+
     @classmethod
     def of(cls, job: Job, front_size: int, trial_counts: dict[str, int] | None = None) -> JobView:
         return cls(job.id, job.name, job.owner, job.status, JobSpec.model_validate(job.spec), job.trials_budget,
@@ -43,6 +48,7 @@ class JobView:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["spec"] = self.spec.model_dump(mode="json")
+        out["estimated"] = self.estimated
         for key in ("created_at", "started_at", "finished_at"):
             out[key] = out[key].isoformat() if out[key] else None
         return out
@@ -90,15 +96,21 @@ class FrontPoint:
     tflite_path: str | None
     origin: str
     """`initial` (the job's warm start) or `sampler`: who first proposed this architecture."""
+    cpu_fraction: float
+    """Share of the latency spent on the host CPU (ops the accelerator cannot run); 0 when it all runs there."""
 
     @classmethod
     def of(cls, c: Candidate) -> FrontPoint:
         # Front members are always trained, so accuracy is set.
         return cls(c.id, c.arch, c.accuracy or 0.0, c.latency_ms, c.params, c.model_bytes or c.model_bytes_estimate,
-                   c.int8_accuracy, c.latency_profile, c.tflite_path, c.origin)
+                   c.int8_accuracy, c.latency_profile, c.tflite_path, c.origin, cpu_fraction(c))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def cpu_fraction(c: Candidate) -> float:
+    return round(float(c.cpu_ms or 0.0) / c.latency_ms, 4) if c.latency_ms else 0.0
 
 
 @dataclass(frozen=True)
@@ -124,13 +136,17 @@ class CandidateView:
     tflite_path: str | None
     model_bytes: int | None
     on_front: bool
+    origin: str
+    cpu_fraction: float
+    estimated: bool
+    """The accuracy comes from the cheap estimator (`scorer: estimate`), not from training."""
 
     @classmethod
-    def of(cls, c: Candidate) -> CandidateView:
+    def of(cls, c: Candidate, *, estimated: bool = False) -> CandidateView:
         return cls(c.id, c.job_id, c.arch, c.status, c.params, c.macs, c.model_bytes_estimate, c.analysis,
                    c.latency_ms, c.latency_profile, c.latency, c.violations, c.accuracy, c.int8_accuracy,
                    c.epochs_trained, c.stopped_early, c.curve, c.train_seconds, c.tflite_path, c.model_bytes,
-                   c.on_front)
+                   c.on_front, c.origin, cpu_fraction(c), estimated)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -283,7 +283,7 @@ class TrialObjective:
             size = model_bytes_estimate(analysis)
             candidate = Candidate(job_id=self.job_id, arch=text, arch_hash=key, status="pending", origin=origin,
                                   params=analysis.params, macs=analysis.macs, model_bytes_estimate=size,
-                                  analysis=analysis.to_dict(), latency_ms=latency.total_ms,
+                                  analysis=analysis.to_dict(), latency_ms=latency.total_ms, cpu_ms=latency.cpu_ms,
                                   latency_profile=latency.profile_version, latency=latency.detail)
             candidate.violations = self._violations(candidate)
             session.add(candidate)

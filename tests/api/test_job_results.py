@@ -121,3 +121,45 @@ def test_fast_path_keys_only_plain_trial_queries() -> None:
     for odd in ("limit=0", "limit=1001", "offset=-1", "limit=5&limit=6", "sort=arch", "order=up", "x=1",
                 "limit=", "offset=1e3"):
         assert trials_page_key(3, odd) is None, odd
+
+
+def test_front_zip_refuses_an_estimator_job_with_the_reason(finished: tuple[Api, int]) -> None:
+    api, job_id = finished
+    response = api.client.get(f"/api/v1/jobs/{job_id}/front.zip", headers=api.alice)
+    assert response.status_code == 409 and "cheap accuracy estimator" in response.json()["detail"]
+    assert api.client.get(f"/api/v1/jobs/{job_id}/front.zip", headers=api.bob).status_code == 404
+
+
+def test_front_zip_holds_every_member_file_and_the_index(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A training job (scored here by the estimator the worker is given, with small stand-in files): the zip has
+    one file per front member, fastest first, and front.json naming them."""
+    import io
+    import json
+    import zipfile
+
+    import sqlalchemy as sa
+
+    from nas_service.controller.scoring import EstimateScorer
+    from nas_service.db import Candidate
+
+    root = tmp_path_factory.mktemp("zip")
+    for api in make_api(f"sqlite:///{root / 'nas.db'}", root / "artifacts"):
+        spec = {**SPEC, "training": {"scorer": "train"}}
+        job = api.client.post("/api/v1/jobs", json=spec, headers=api.alice).json()
+        worker = Worker(api.settings, scorer=EstimateScorer())
+        worker.run(exit_when_idle=True)
+        with worker.sessions() as session:
+            for c in session.scalars(sa.select(Candidate).where(Candidate.on_front.is_(True))):
+                path = root / f"{c.id}.tflite"
+                path.write_bytes(b"\0\0\0\0TFL3" + bytes([c.id]))
+                c.tflite_path = str(path)
+            session.commit()
+        worker.close()
+        response = api.client.get(f"/api/v1/jobs/{job['id']}/front.zip", headers=api.alice)
+        assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+        archive = zipfile.ZipFile(io.BytesIO(response.content))
+        index = json.loads(archive.read("front.json"))["front"]
+        front = get(api, f"/jobs/{job['id']}/front")["items"]
+        assert [e["candidate_id"] for e in index] == [m["candidate_id"] for m in front]
+        assert sorted(archive.namelist()) == sorted([e["file"] for e in index] + ["front.json"])
+        assert all(archive.read(e["file"])[-1] == e["candidate_id"] for e in index)

@@ -75,6 +75,7 @@ def test_job_page_shows_plot_front_and_hover(job: tuple[Any, int]) -> None:
     assert names["trials"][1] + names["stopped early"][1] + names["infeasible"][1] == 12
     assert names["infeasible"][1] >= 1
     assert page.locator("#front-table tbody tr").count() == names["Pareto front"][1]
+    assert page.is_disabled("#download-front") and "estimates accuracy" in page.inner_text("#front-reason")
     # A real mouse hover over the first front point, at its pixel position.
     x, y = page.evaluate(POINT_PIXEL)
     page.mouse.move(x, y)
@@ -96,9 +97,18 @@ def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
     page.wait_for_selector("#layer-table tbody tr")
     assert page.inner_text("#candidate-arch").startswith("r28_n10/")
     assert page.locator("#latency-plot .main-svg").count() >= 1
-    assert page.is_disabled("#download-tflite")  # estimate-scored: never exported
+    assert page.is_disabled("#download-tflite")  # estimate-scored: never exported, and the page says why
+    assert "this job estimates accuracy" in page.inner_text("#download-reason")
+    assert "accuracy ESTIMATED, not trained" in page.inner_text("#candidate-summary")
+    assert "grey invoke + I/O overhead" in page.inner_text("#latency-legend")
+    colours = page.evaluate("document.querySelector('#latency-plot').data.map(t => t.line && t.line.color)")
+    assert "#7f8c8d" in colours  # the invoke+io row is drawn as overhead, not as parameter streaming
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-candidate.png"), full_page=True)
     page.goto(page.url.split("#")[0] + f"#/compare?ids={job_id}")
     page.wait_for_function("(document.querySelector('#compare-plot').data || []).length === 1")
+    assert page.evaluate("document.querySelector('#compare-plot').data[0].name") == f"job {job_id} (estimated accuracy)"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-compare.png"), full_page=True)
     page.goto(page.url.split("#")[0] + "#/jobs")
     page.wait_for_selector(f"#jobs-table tr[data-job-id='{job_id}'] .status.completed")
     assert page.errors == []

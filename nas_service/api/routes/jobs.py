@@ -171,6 +171,18 @@ def get_candidate(job_id: JobId, candidate_id: CandidateId, user: User, session:
     return _candidate(service.get_candidate(session, job_id, candidate_id, owner=user), layers)
 
 
+@router.get("/{job_id}/front.zip", response_class=Response, responses={
+    **NOT_FOUND, 200: {"content": {"application/zip": {}}, "description": "Every front member's int8 TFLite file, "
+                                                                          "fastest first, and front.json."},
+    409: {"model": ErrorOut, "description": "No front yet, an estimator job (nothing trained) or missing files."}})
+def download_front(job_id: JobId, user: User, session: DbSession) -> Response:
+    """The job's whole Pareto front as a zip: `NN_<latency>ms_<accuracy>.tflite` files and `front.json`."""
+    from nas_service.services.export import front_zip
+
+    return Response(front_zip(session, job_id, owner=user), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="job{job_id}_front.zip"'})
+
+
 @router.get("/{job_id}/candidates/{candidate_id}/tflite", response_class=FileResponse,
             responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}},
                                           "description": "The candidate's int8 TFLite file."}})

@@ -132,7 +132,9 @@ function paretoTraces(p) {
   // Split the columnar payload into four WebGL traces: trained trials, early-stopped trials (partial
   // accuracy, hollow), the front (highlighted, drawn as a staircase), and infeasible candidates, which are
   // never trained and so have no accuracy: they are marked at their latency in a strip under the plot (y2).
+  // Trained trials that run partly on the host CPU (an op the accelerator cannot run) get their own symbol.
   const all = { x: [], y: [], c: [], t: [] }, bad = { x: [], y: [], c: [], t: [] }, cut = { x: [], y: [], c: [], t: [] };
+  const cpu = { x: [], y: [], c: [], t: [] };
   const front = [];
   const n = p.trial.length;
   for (let i = 0; i < n; i++) {
@@ -140,6 +142,8 @@ function paretoTraces(p) {
       bad.x.push(p.latency_ms[i]); bad.y.push(0); bad.c.push(p.candidate[i]); bad.t.push(p.trial[i]);
     } else if (p.accuracy[i] !== null && p.stopped && p.stopped[i]) {
       cut.x.push(p.latency_ms[i]); cut.y.push(p.accuracy[i]); cut.c.push(p.candidate[i]); cut.t.push(p.trial[i]);
+    } else if (p.accuracy[i] !== null && p.cpu && p.cpu[i]) {
+      cpu.x.push(p.latency_ms[i]); cpu.y.push(p.accuracy[i]); cpu.c.push(p.candidate[i]); cpu.t.push(p.trial[i]);
     } else if (p.accuracy[i] !== null) {
       all.x.push(p.latency_ms[i]); all.y.push(p.accuracy[i]); all.c.push(p.candidate[i]); all.t.push(p.trial[i]);
     }
@@ -158,6 +162,9 @@ function paretoTraces(p) {
     { type: "scattergl", mode: "markers", name: "stopped early", x: cut.x, y: cut.y, customdata: cut.c, text: cut.t,
       hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>accuracy %{y:.4f} (stopped early)<extra></extra>",
       marker: { size: 8, color: "#7f8c8d", symbol: "circle-open", line: { width: 2 } } },
+    { type: "scattergl", mode: "markers", name: "partly on CPU", x: cpu.x, y: cpu.y, customdata: cpu.c, text: cpu.t,
+      hovertemplate: "trial %{text}<br>latency %{x:.3f} ms (partly on the host CPU)<br>accuracy %{y:.4f}<extra></extra>",
+      marker: { size: 9, color: "#8e44ad", symbol: "triangle-up" } },
     { type: "scattergl", mode: "markers", name: "infeasible", x: bad.x, y: bad.y, customdata: bad.c, text: bad.t,
       yaxis: "y2", hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>infeasible (not trained)<extra></extra>",
       marker: { size: 7, color: "#c0392b", symbol: "x", opacity: 0.6 } },
@@ -196,6 +203,13 @@ async function viewJob(jobId) {
     `${job.spec.space} on ${job.spec.device} · ${job.spec.dataset} · ${job.spec.sampler} · ${scorer} · ` +
     `${c.complete || 0} trained, ${c.stopped || 0} stopped early, ${c.infeasible || 0} infeasible, ` +
     `${c.failed || 0} failed` + (job.error ? ` · ${job.error}` : "");
+  const zip = $("#download-front");
+  zip.disabled = job.estimated || job.front_size === 0;
+  zip.title = job.estimated ? "no files: this job estimates accuracy (scorer: estimate), nothing is trained"
+    : job.front_size === 0 ? "no files yet: the front is empty" : "";
+  $("#front-reason").textContent = zip.title;
+  zip.onclick = () => saveBlob(`/jobs/${jobId}/front.zip`, `job${jobId}_front.zip`)
+    .catch((e) => { $("#front-reason").textContent = e.message; });
   const cancel = $("#cancel-job");
   cancel.hidden = !ACTIVE.has(job.status);
   cancel.onclick = async () => { await api(`/jobs/${jobId}/cancel`, { method: "POST" }); route(); };
@@ -223,6 +237,7 @@ async function viewJob(jobId) {
   for (const m of front.items) {
     body.append(row([el("a", m.candidate_id, { href: `#/jobs/${jobId}/candidates/${m.candidate_id}` }),
       m.origin === "initial" ? "warm start" : "sampler", fmt(m.accuracy), fmt(m.int8_accuracy), fmt(m.latency_ms, 3),
+      m.cpu_fraction ? `${(100 * m.cpu_fraction).toFixed(0)}%` : "–",
       el("code", m.arch)]));
   }
   // Poll on the points' own status: it comes from the same snapshot as the points, so the last poll is complete.
@@ -231,21 +246,29 @@ async function viewJob(jobId) {
   }
 }
 
-const BOUND_COLOURS = { compute: "#4a6fa5", memory: "#e67e22", cpu: "#c0392b" };
+const BOUND_COLOURS = { overhead: "#7f8c8d", compute: "#4a6fa5", memory: "#e67e22", cpu: "#c0392b" };
+const BOUND_NAMES = { overhead: "invoke + I/O overhead", compute: "compute", memory: "parameter streaming",
+  cpu: "CPU fallback" };
+
+function boundOf(l) {
+  // The device's fixed invoke+io row is memory-bound in the model's terms, but it is overhead, not streaming.
+  return l.op === "overhead" ? "overhead" : l.bound;
+}
 
 function latencyBars(lat) {
   // Horizontal bars as thick scatter lines, one trace per colour: Plotly's gl2d bundle has no bar trace.
   // Rows are numbered (named by tick labels); invisible markers at the bar ends carry the hover text.
   const traces = {};
   lat.forEach((l, i) => {
-    const colour = BOUND_COLOURS[l.bound] || "#888";
+    const colour = BOUND_COLOURS[boundOf(l)] || "#888";
     const t = traces[colour] ||= { type: "scatter", mode: "lines", x: [], y: [], hoverinfo: "skip",
       line: { color: colour, width: 10 } };
     t.x.push(0, l.ms, null);
     t.y.push(i, i, null);
   });
   const ends = { type: "scatter", mode: "markers", x: lat.map((l) => l.ms), y: lat.map((l, i) => i),
-    customdata: lat.map((l) => l.name), text: lat.map((l) => l.bound), marker: { size: 12, opacity: 0 },
+    customdata: lat.map((l) => l.name), text: lat.map((l) => BOUND_NAMES[boundOf(l)] || l.bound),
+    marker: { size: 12, opacity: 0 },
     hovertemplate: "%{customdata}: %{x:.4f} ms (%{text})<extra></extra>" };
   return [...Object.values(traces), ends];
 }
@@ -257,7 +280,10 @@ async function viewCandidate(jobId, cid) {
   $("#candidate-arch").textContent = c.arch;
   const dl = $("#candidate-summary");
   dl.replaceChildren();
-  const facts = [["status", c.status], ["accuracy", fmt(c.accuracy)], ["int8 accuracy", fmt(c.int8_accuracy)],
+  const facts = [["status", c.estimated ? `${c.status} (accuracy ESTIMATED, not trained)` : c.status],
+    ["accuracy", fmt(c.accuracy)], ["int8 accuracy", fmt(c.int8_accuracy)],
+    ["on the host CPU", c.cpu_fraction ? `${(100 * c.cpu_fraction).toFixed(0)}% of the latency` : "none"],
+    ["proposed by", c.origin === "initial" ? "warm start" : "sampler"],
     ["latency (ms)", fmt(c.latency_ms, 3)], ["params", c.params.toLocaleString()], ["MACs", c.macs.toLocaleString()],
     ["on front", c.on_front ? "yes" : "no"]];
   for (const [k, v] of facts) dl.append(el("dt", k), el("dd", v));
@@ -276,28 +302,44 @@ async function viewCandidate(jobId, cid) {
     height: Math.max(300, 16 * lat.length) }, { displaylogo: false });
   const button = $("#download-tflite");
   button.disabled = !c.has_tflite;
-  button.title = c.has_tflite ? "" : "no int8 TFLite file for this candidate";
+  button.title = c.has_tflite ? "" : noTfliteReason(c);
+  $("#download-reason").textContent = button.title;
   button.onclick = () => download(c).catch((e) => { $("#download-error").textContent = e.message; });
 }
 
-async function download(c) {
+function noTfliteReason(c) {
+  // Why a candidate has no int8 file: say it next to the greyed button, not only in a tooltip.
+  if (c.estimated) return "no int8 file: this job estimates accuracy (scorer: estimate), nothing is trained";
+  if (c.status === "infeasible") return "no int8 file: the candidate breaks a constraint and is never trained";
+  if (c.stopped_early) return "no int8 file: training was stopped early (it could not reach the front)";
+  if (c.status === "trained") return "no int8 file: the job ran with export_int8 off";
+  return `no int8 file: the candidate is ${c.status}`;
+}
+
+async function saveBlob(path, filename) {
   // A plain link cannot carry the bearer token: fetch the file, then hand the browser a blob URL.
-  const blob = await (await api(`/jobs/${c.job_id}/candidates/${c.id}/tflite`)).blob();
+  const blob = await (await api(path)).blob();
   const url = URL.createObjectURL(blob);
-  const a = el("a", null, { href: url, download: `candidate_${c.id}.tflite` });
+  const a = el("a", null, { href: url, download: filename });
   document.body.append(a);
   a.click();
   a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+async function download(c) {
+  return saveBlob(`/jobs/${c.job_id}/candidates/${c.id}/tflite`, `candidate_${c.id}.tflite`);
 }
 
 async function viewCompare(ids) {
   show("view-compare");
   $("#compare-ids").value = ids.join(",");
   if (!ids.length) return;
-  const fronts = await Promise.all(ids.map((id) => getJson(`/jobs/${id}/front`)));
+  const [fronts, jobs] = await Promise.all([Promise.all(ids.map((id) => getJson(`/jobs/${id}/front`))),
+    Promise.all(ids.map((id) => getJson(`/jobs/${id}`)))]);
   const traces = fronts.map((f, k) => ({
-    type: "scattergl", mode: "lines+markers", name: `job ${ids[k]}`, line: { shape: "hv" },
+    type: "scattergl", mode: "lines+markers", name: `job ${ids[k]}${jobs[k].estimated ? " (estimated accuracy)" : ""}`,
+    line: { shape: "hv", dash: jobs[k].estimated ? "dot" : "solid" },
     x: f.items.map((m) => m.latency_ms), y: f.items.map((m) => m.accuracy), text: f.items.map((m) => m.arch),
     hovertemplate: "%{x:.3f} ms · %{y:.4f}<br>%{text}<extra>job " + ids[k] + "</extra>",
   }));

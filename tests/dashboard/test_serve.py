@@ -42,3 +42,40 @@ def test_serve_starts_worker_processes_on_postgres(postgres_url: str, tmp_path: 
         job, trials = run_job(served)
     assert job["status"] == "completed" and len(trials) == 5
     assert all(not t["worker"].startswith("serve-") for t in trials)  # `nas worker` processes: host:pid
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_bad_jobs_never_take_the_service_down(db: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Three bad datasets: `nas search` refuses each in one line before a job exists; the same jobs queued anyway
+    (as an older client could) fail with their reasons once `nas serve` runs, and a REST job then completes."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from nas_service.cli.database import session_maker, settings_for
+    from nas_service.services import jobs
+    from nas_service.spec import parse_spec
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}" if db == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    np.savez(tmp_path / "partial.npz", x_train=np.zeros((4, 8, 8)))
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    bad = {str(tmp_path / "missing.npz"): "not found", str(tmp_path / "partial.npz"): "lacks y_train",
+           str(tmp_path / "corrupt.npz"): "cannot be read as a .npz"}
+    env = {**os.environ, "NAS_DATABASE_URL": url, "NAS_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    for dataset, why in bad.items():
+        run = subprocess.run([sys.executable, "-c", "from nas_service.cli import main; main()", "search",
+                              "--scorer", "estimate", "--dataset", dataset], env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 2 and why in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    with session_maker(settings_for(url))() as session:
+        assert jobs.list_jobs(session).total == 0  # refused before the job row exists
+        queued = {jobs.create_job(session, parse_spec({"dataset": name, "training": {"scorer": "estimate"}}),
+                                  owner="alice").id: why for name, why in bad.items()}
+    with serving(url, tmp_path, workers=1) as served:
+        job, trials = run_job(served)
+        assert job["status"] == "completed" and len(trials) == 5
+        for job_id, why in queued.items():
+            failed = call(served, f"/jobs/{job_id}")
+            assert failed["status"] == "failed" and why in failed["error"] and "\n" not in failed["error"]

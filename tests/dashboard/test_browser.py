@@ -85,6 +85,15 @@ def test_job_page_shows_plot_front_and_hover(job: tuple[Any, int]) -> None:
     page.mouse.click(x, y)  # a click on the point opens its candidate
     page.wait_for_url(re.compile(rf"#/jobs/{job_id}/candidates/\d+$"))
     page.wait_for_selector("#layer-table tbody tr")
+    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}")  # the sortable trial table
+    page.wait_for_function("document.querySelectorAll('#trial-table tbody tr').length === 12")
+    page.click("#trial-table th[data-sort=latency_ms]")
+    page.click("#trial-table th[data-sort=latency_ms]")  # again: descending
+    cells = "[...document.querySelectorAll('#trial-table tbody tr td:nth-child(5)')].map(td => Number(td.textContent))"
+    page.wait_for_function(f"(() => {{ const l = {cells}; return document.querySelector('#trial-table').dataset.order"
+                           f" === 'desc' && l.length === 12 && l.every((x, i) => i === 0 || l[i - 1] >= x); }})()")
+    latencies = page.evaluate(cells)
+    assert latencies == sorted(latencies, reverse=True) and latencies[0] > latencies[-1]
     assert page.errors == []
 
 

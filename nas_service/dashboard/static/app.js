@@ -240,9 +240,33 @@ async function viewJob(jobId) {
       m.cpu_fraction ? `${(100 * m.cpu_fraction).toFixed(0)}%` : "–",
       el("code", m.arch)]));
   }
+  await trialTable(jobId);
   // Poll on the points' own status: it comes from the same snapshot as the points, so the last poll is complete.
   if (ACTIVE.has(points.status) || ACTIVE.has(job.status)) {
     state.timer = setTimeout(() => viewJob(jobId).catch(showError), POLL_MS);
+  }
+}
+
+async function trialTable(jobId) {
+  // Sorted by the server (missing values last); a header click toggles the order of its column.
+  const table = $("#trial-table");
+  const sort = table.dataset.sort || "number", order = table.dataset.order || "asc";
+  const page = await getJson(`/jobs/${jobId}/trials?limit=200&sort=${sort}&order=${order}`);
+  const body = table.querySelector("tbody");
+  body.replaceChildren();
+  for (const t of page.items) {
+    const trained = t.state === "complete" || t.state === "stopped";
+    body.append(row([t.number, t.state === "stopped" ? "stopped early" : t.state,
+      t.origin === "initial" ? "warm start" : "sampler", trained ? fmt(t.accuracy) : "–", fmt(t.latency_ms, 3),
+      t.params === null ? "–" : t.params.toLocaleString(), t.on_front ? "yes" : "", t.worker || "", t.error || ""]));
+  }
+  for (const th of table.querySelectorAll("th[data-sort]")) {
+    th.classList.toggle("sorted", th.dataset.sort === sort);
+    th.onclick = () => {
+      table.dataset.order = th.dataset.sort === sort && order === "asc" ? "desc" : "asc";
+      table.dataset.sort = th.dataset.sort;
+      trialTable(jobId).catch(showError);
+    };
   }
 }
 

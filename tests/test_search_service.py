@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -13,13 +14,14 @@ from sqlalchemy.orm import Session
 
 from nas_service.config import Settings
 from nas_service.controller.pareto import Point, dominates
+from nas_service.controller.scoring import EstimateScorer, Score, arch_hash
 from nas_service.controller.study import make_storage, open_study
 from nas_service.db import Candidate, Job, Trial, make_engine, upgrade_head
 from nas_service.db.migrate import VERSION_TABLE, check
 from nas_service.services import jobs
 from nas_service.spec import JobSpec, parse_spec
 from nas_service.worker import Worker
-from search_spaces import load_space
+from search_spaces import ArchSpec, load_space
 
 
 def latency_limit(quantile: float = 0.5) -> float:
@@ -208,3 +210,31 @@ def test_cpu_fallback_and_estimated_accuracy_are_marked(worker: Worker) -> None:
         assert view.estimated and view.cpu_fraction > 0
         layers = by_id[cid].latency["layers"]
         assert by_id[cid].cpu_ms == pytest.approx(sum(lay["ms"] for lay in layers if lay["bound"] == "cpu"), abs=1e-4)
+
+
+class FlakyScorer(EstimateScorer):
+    """The estimator, except that training raises for every other architecture (by hash)."""
+
+    def score(self, arch: ArchSpec, **kwargs: Any) -> Score:
+        if int(arch_hash(arch)[:2], 16) % 2:
+            raise RuntimeError("out of memory while training (simulated)")
+        return super().score(arch, **kwargs)
+
+
+def test_failed_trials_keep_their_candidate_and_are_plotted_apart(db_url: str, tmp_path: Path) -> None:
+    from nas_service.services.plot import trial_points
+
+    worker = Worker(Settings(database_url=db_url, artifacts_dir=tmp_path / "a"), name="local", scorer=FlakyScorer())
+    with worker.sessions() as session:
+        job = jobs.create_job(session, parse_spec(_estimate_spec(10)))
+    worker.run(job_id=job.id, exit_when_idle=True)
+    with worker.sessions() as session:
+        points = trial_points(session, job.id)
+        failed = jobs.list_trials(session, job.id, state="failed").items
+        assert jobs.get_job(session, job.id).status == "completed"
+    worker.close()
+    assert failed and all(t.candidate_id is not None and t.latency_ms and "out of memory" in (t.error or "")
+                          for t in failed)
+    plotted = {n for n, f in zip(points.trial, points.failed, strict=True) if f}
+    assert plotted == {t.number for t in failed}
+    assert all(points.accuracy[i] is None for i, f in enumerate(points.failed) if f)

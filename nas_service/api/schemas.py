@@ -159,6 +159,7 @@ class TrialPointsOut(Out):
     latency_ms: list[float]
     feasible: list[bool]
     stopped: list[bool]
+    failed: list[bool]
     cpu: list[bool]
     front: list[bool]
 

@@ -17,9 +17,10 @@ from nas_service.services.jobs import NotFoundError, get_job
 
 @dataclass(frozen=True)
 class TrialPoints:
-    """Finished trials (complete, early-stopped or infeasible), in trial order. `accuracy` is None for infeasible
-    ones: they are never trained (their trial row holds 0, the value Optuna was given, not a measurement).
-    `stopped` marks trials whose training was stopped early (their accuracy is that of a partial training)."""
+    """Finished trials (complete, early-stopped, infeasible, or failed once their candidate existed), in trial
+    order. `accuracy` is None for infeasible and failed ones: they have no measurement (their trial row holds 0,
+    the value Optuna was given). `stopped` marks trials whose training was stopped early (their accuracy is
+    that of a partial training)."""
 
     job_id: int
     status: str
@@ -30,6 +31,8 @@ class TrialPoints:
     latency_ms: list[float]
     feasible: list[bool]
     stopped: list[bool]
+    failed: list[bool]
+    """Training (or export) raised: no accuracy; shown at the candidate's latency in the strip under the plot."""
     cpu: list[bool]
     """The candidate runs partly on the host CPU (an op the accelerator cannot run)."""
     front: list[bool]
@@ -42,17 +45,18 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
         sa.select(Trial.number, Trial.candidate_id, Trial.accuracy, Trial.latency_ms, Trial.state,
                   Candidate.on_front, Candidate.cpu_ms)
         .outerjoin(Candidate, Candidate.id == Trial.candidate_id)
-        .where(Trial.job_id == job_id, Trial.state.in_(("complete", "stopped", "infeasible")),
+        .where(Trial.job_id == job_id, Trial.state.in_(("complete", "stopped", "infeasible", "failed")),
                Trial.latency_ms.is_not(None))
         .order_by(Trial.number)).all()
     return TrialPoints(
         job_id=job.id, status=job.status, trials_done=job.trials_done,
         trial=[r[0] for r in rows],
         candidate=[r[1] for r in rows],
-        accuracy=[None if r[2] is None or r[4] == "infeasible" else round(r[2], 5) for r in rows],
+        accuracy=[None if r[2] is None or r[4] in ("infeasible", "failed") else round(r[2], 5) for r in rows],
         latency_ms=[round(r[3] or 0.0, 4) for r in rows],  # NULLs filtered above
         feasible=[r[4] != "infeasible" for r in rows],
         stopped=[r[4] == "stopped" for r in rows],
+        failed=[r[4] == "failed" for r in rows],
         cpu=[bool(r[6]) for r in rows],
         front=[bool(r[5]) for r in rows],
     )

@@ -226,9 +226,12 @@ class TrialObjective:
         self.space = load_space(spec.space)
         self.num_classes = num_classes_of(spec.dataset, spec.resolution)
         self.scorer = ctx.scorer or make_scorer(spec.training.scorer)
+        self.current: Candidate | None = None
+        """The candidate of the trial in flight, once it exists."""
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         # Set by RetryHeartbeatStaleTrialCallback on the re-queued copy of a lost trial.
+        self.current = None
         try:
             attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
             retry_of = attrs.get("failed_trial")
@@ -239,7 +242,8 @@ class TrialObjective:
                 session.commit()
             return self._evaluate(trial, origin)
         except BaseException as exc:
-            self._finish(trial.number, None, "failed", reused=False, error=f"{type(exc).__name__}: {exc}")
+            # With its candidate when one was made, so the failure is shown at the candidate's latency.
+            self._finish(trial.number, self.current, "failed", reused=False, error=f"{type(exc).__name__}: {exc}")
             raise
 
     def _origin(self, session: Session, enqueued: bool, retry_of: int | None) -> str:
@@ -254,7 +258,7 @@ class TrialObjective:
     def _evaluate(self, trial: optuna.Trial, origin: str) -> tuple[float, ...]:
         arch = self.space.sample(trial, num_classes=self.num_classes, resolution=self.spec.resolution)
         trial.set_user_attr("arch", encode(arch))
-        candidate = self._candidate(arch, origin)
+        candidate = self.current = self._candidate(arch, origin)
         for name, value in self._constraint_values(candidate).items():
             trial.set_constraint(name, value)
         if candidate.status in ("trained", "infeasible"):

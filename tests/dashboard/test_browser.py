@@ -44,6 +44,8 @@ def logged_in(browser: Any, served: Served) -> Any:
 def submit_job(page: Any, trials: int) -> int:
     page.click("nav >> text=New job")
     page.wait_for_selector("#new-job-form select[name=space] option[value=edgetpu]", state="attached")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-new-job.png"), full_page=True)
     page.fill("#new-job-form input[name=name]", "from the browser")
     page.fill("#new-job-form input[name=trials]", str(trials))
     page.select_option("#new-job-form select[name=scorer]", "estimate")
@@ -120,6 +122,7 @@ def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
     page.screenshot(path=str(ARTIFACTS / "dashboard-compare.png"), full_page=True)
     page.goto(page.url.split("#")[0] + "#/jobs")
     page.wait_for_selector(f"#jobs-table tr[data-job-id='{job_id}'] .status.completed")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
     assert page.errors == []
 
 

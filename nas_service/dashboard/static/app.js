@@ -134,11 +134,13 @@ function paretoTraces(p) {
   // never trained and so have no accuracy: they are marked at their latency in a strip under the plot (y2).
   // Trained trials that run partly on the host CPU (an op the accelerator cannot run) get their own symbol.
   const all = { x: [], y: [], c: [], t: [] }, bad = { x: [], y: [], c: [], t: [] }, cut = { x: [], y: [], c: [], t: [] };
-  const cpu = { x: [], y: [], c: [], t: [] };
+  const cpu = { x: [], y: [], c: [], t: [] }, fail = { x: [], y: [], c: [], t: [] };
   const front = [];
   const n = p.trial.length;
   for (let i = 0; i < n; i++) {
-    if (!p.feasible[i]) {
+    if (p.failed && p.failed[i]) {
+      fail.x.push(p.latency_ms[i]); fail.y.push(0); fail.c.push(p.candidate[i]); fail.t.push(p.trial[i]);
+    } else if (!p.feasible[i]) {
       bad.x.push(p.latency_ms[i]); bad.y.push(0); bad.c.push(p.candidate[i]); bad.t.push(p.trial[i]);
     } else if (p.accuracy[i] !== null && p.stopped && p.stopped[i]) {
       cut.x.push(p.latency_ms[i]); cut.y.push(p.accuracy[i]); cut.c.push(p.candidate[i]); cut.t.push(p.trial[i]);
@@ -165,6 +167,9 @@ function paretoTraces(p) {
     { type: "scattergl", mode: "markers", name: "partly on CPU", x: cpu.x, y: cpu.y, customdata: cpu.c, text: cpu.t,
       hovertemplate: "trial %{text}<br>latency %{x:.3f} ms (partly on the host CPU)<br>accuracy %{y:.4f}<extra></extra>",
       marker: { size: 9, color: "#8e44ad", symbol: "triangle-up" } },
+    { type: "scattergl", mode: "markers", name: "failed", x: fail.x, y: fail.y, customdata: fail.c, text: fail.t,
+      yaxis: "y2", hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>failed (see the trial table)<extra></extra>",
+      marker: { size: 9, color: "#111", symbol: "diamond-open", line: { width: 2 } } },
     { type: "scattergl", mode: "markers", name: "infeasible", x: bad.x, y: bad.y, customdata: bad.c, text: bad.t,
       yaxis: "y2", hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>infeasible (not trained)<extra></extra>",
       marker: { size: 7, color: "#c0392b", symbol: "x", opacity: 0.6 } },
@@ -185,7 +190,7 @@ function paretoLayout(title, infeasibleStrip = true) {
     layout.xaxis.anchor = "y2";
     layout.yaxis.domain = [0.14, 1];
     layout.yaxis2 = { domain: [0, 0.08], showticklabels: false, zeroline: false, showgrid: false, fixedrange: true,
-      title: { text: "infeasible", font: { size: 10 } } };
+      title: { text: "not trained", font: { size: 10 } } };
   }
   return layout;
 }

@@ -156,3 +156,27 @@ def test_candidate_tflite_downloads(job: tuple[Any, int], served: Served) -> Non
     assert download.value.suggested_filename == f"candidate_{cid}.tflite"
     body = Path(saved).read_bytes()
     assert body == data and body[4:8] == b"TFL3"
+
+
+def test_cpu_fallback_candidates_are_marked_on_plot_and_front(job: tuple[Any, int], served: Served) -> None:
+    """mobilenet_v3 with hard-swish leaves ops to the host CPU on the Edge TPU: purple triangles and an `on CPU`
+    share in the front table."""
+    from tests.dashboard.test_serve import call
+
+    page, _ = job
+    spec = {"space": "mobilenet_v3", "resolution": 32, "budget": {"trials": 8}, "training": {"scorer": "estimate"},
+            "seed": 1}
+    created = call(served, "/jobs", spec)
+    page.goto(page.url.split("#")[0] + f"#/jobs/{created['id']}")
+    page.wait_for_selector("#job-status:has-text('completed')", timeout=180_000)
+    page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points) === 8")
+    traces = page.evaluate("document.querySelector('#pareto-plot').data.map(t => [t.name, t.x.length])")
+    assert dict(traces)["partly on CPU"] >= 1
+    shares = page.evaluate("[...document.querySelectorAll('#front-table tbody tr td:nth-child(6)')]"
+                           ".map(td => td.textContent)")
+    front = call(served, f"/jobs/{created['id']}/front")["items"]
+    got = [None if text == "–" else int(text.rstrip("%")) for text in shares]
+    want = [100 * m["cpu_fraction"] if m["cpu_fraction"] else None for m in front]
+    assert len(got) == len(want)
+    assert all(g == w if w is None else g is not None and abs(g - w) <= 0.5 + 1e-9 for g, w in zip(got, want, strict=True))
+    assert page.errors == []

@@ -181,3 +181,23 @@ def test_cpu_fallback_candidates_are_marked_on_plot_and_front(job: tuple[Any, in
     for g, w in zip(got, want, strict=True):
         assert g == w if w is None else g is not None and abs(g - w) <= 0.5 + 1e-9
     assert page.errors == []
+
+
+def test_early_stopped_trials_are_drawn_apart(job: tuple[Any, int], served: Served) -> None:
+    """Simulated 4-epoch training stops hopeless candidates: hollow markers of their own, and the header counts
+    them."""
+    from tests.dashboard.test_serve import call
+
+    page, _ = job
+    spec = {"budget": {"trials": 30}, "sampler": "random", "initial": ["small"], "seed": 3,
+            "training": {"scorer": "estimate", "epochs": 4, "simulate_seconds": 0.004}}
+    created = call(served, "/jobs", spec)
+    page.goto(page.url.split("#")[0] + f"#/jobs/{created['id']}")
+    page.wait_for_selector("#job-status:has-text('completed')", timeout=180_000)
+    page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points) === 30")
+    traces = {name: (n, symbol) for name, n, symbol in page.evaluate(
+        "document.querySelector('#pareto-plot').data.map(t => [t.name, t.x.length, t.marker && t.marker.symbol])")}
+    stopped = call(served, f"/jobs/{created['id']}")["trial_counts"].get("stopped", 0)
+    assert stopped >= 1 and traces["stopped early"] == (stopped, "circle-open")
+    assert f"{stopped} stopped early" in page.inner_text("#job-status")
+    assert traces["failed"][1] == "diamond-open" and traces["infeasible"][1] == "x"

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from nas_service.cli.database import DbOpt, session_maker, settings_for
 from nas_service.cli.output import make_console
+from nas_service.cli.search import ORIGIN_LABELS
 from nas_service.db.models import TRIAL_STATES
 from nas_service.services import jobs as service
 from nas_service.services.views import TrialView
@@ -50,7 +51,7 @@ def trials_cmd(
         for col in ("#", "state", "from", "accuracy", "latency ms", "params", "front", "worker", "error"):
             table.add_column(col, justify="right" if col in ("#", "accuracy", "latency ms", "params") else "left")
         for t in page.items:
-            table.add_row(str(t.number), t.state, "warm start" if t.origin == "initial" else t.origin,
+            table.add_row(str(t.number), t.state, ORIGIN_LABELS.get(t.origin, t.origin),
                           f"{t.accuracy:.4f}" if t.accuracy is not None and t.state != "infeasible" else "-",
                           f"{t.latency_ms:.3f}" if t.latency_ms is not None else "-",
                           f"{t.params:,}" if t.params is not None else "-", "yes" if t.on_front else "",

@@ -230,11 +230,10 @@ class TrialObjective:
         """The candidate of the trial in flight, once it exists."""
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        # Set by RetryHeartbeatStaleTrialCallback on the re-queued copy of a lost trial.
         self.current = None
         try:
             attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
-            retry_of = attrs.get("failed_trial")
+            retry_of = attrs.get("failed_trial")  # set by RetryHeartbeatStaleTrialCallback on a lost trial's copy
             with self.ctx.sessions() as session:
                 origin = self._origin(session, "fixed_params" in attrs, retry_of)
                 session.add(Trial(job_id=self.job_id, number=trial.number, state="running", worker=self.ctx.worker,

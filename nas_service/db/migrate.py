@@ -53,7 +53,12 @@ SCHEMA_LOCK_KEY = 0x6E61735F736368  # any constant shared by every process of th
 @contextmanager
 def schema_lock(engine: sa.Engine) -> Iterator[None]:
     """Serialise schema changes of processes starting together (ours and Optuna's table creation): a
-    PostgreSQL advisory lock; SQLite needs none for the one machine it serves."""
+    PostgreSQL advisory lock, or on SQLite an exclusive `flock` on `<database file>.lock` beside it (without
+    it, `nas worker & nas worker &` on a fresh file fails all but one with "table ... already exists")."""
+    if engine.dialect.name == "sqlite":
+        with _file_lock(engine.url.database):
+            yield
+        return
     if engine.dialect.name != "postgresql":
         yield
         return
@@ -64,6 +69,23 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
             conn.commit()
+
+
+@contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    """An exclusive lock on the file beside an SQLite database; none for in-memory databases."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    path = Path(database).expanduser()
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def upgrade_head(engine: sa.Engine, *, lock: bool = True) -> None:

@@ -153,7 +153,7 @@ def test_early_stopped_trials_are_recorded_apart_and_warm_starts_are_labelled(wo
     worker.run(job_id=job.id, exit_when_idle=True)
     with worker.sessions() as session:
         trials = jobs.list_trials(session, job.id, limit=100).items
-        counts = jobs.trial_counts(session, job.id)
+        counts = jobs.get_job(session, job.id).trial_counts
         front = jobs.get_front(session, job.id)
         stopped = session.scalars(sa.select(Candidate).where(Candidate.job_id == job.id,
                                                              Candidate.stopped_early.is_(True))).all()

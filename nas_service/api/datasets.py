@@ -12,7 +12,6 @@ from pathlib import Path
 from nas_service.spec import JobSpec, SpecError
 from nas_service.trainer.datasets import BUILTIN
 
-BUILTIN_DATASETS = BUILTIN
 NAMED_DATASET = re.compile(r"(keras|tfds):[A-Za-z0-9_][A-Za-z0-9_.:/+*-]{0,199}")
 """`keras:NAME` and `tfds:NAME[/CONFIG][:VERSION]`: names looked up in a registry, never read as a path."""
 
@@ -35,7 +34,7 @@ def api_dataset(name: str, data_dir: Path | None) -> str:
     A path is resolved (symlinks followed, `..` collapsed) before it is compared with the data directory,
     so neither traversal nor a symlink pointing out of it escapes; the resolved path is what the worker reads.
     """
-    if name in BUILTIN_DATASETS or (NAMED_DATASET.fullmatch(name) and ".." not in name):
+    if name in BUILTIN or (NAMED_DATASET.fullmatch(name) and ".." not in name):
         return name
     if data_dir is None:
         raise DatasetNotAllowedError(f"dataset {name!r} is not allowed over the API: {_allowed(data_dir)}")

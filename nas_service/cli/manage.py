@@ -52,7 +52,8 @@ def trials_cmd(
             table.add_column(col, justify="right" if col in ("#", "accuracy", "latency ms", "params") else "left")
         for t in page.items:
             table.add_row(str(t.number), t.state, ORIGIN_LABELS.get(t.origin, t.origin),
-                          f"{t.accuracy:.4f}" if t.accuracy is not None and t.state != "infeasible" else "-",
+                          f"{t.accuracy:.4f}" if t.accuracy is not None and t.state in ("complete", "stopped")
+                          else "-",
                           f"{t.latency_ms:.3f}" if t.latency_ms is not None else "-",
                           f"{t.params:,}" if t.params is not None else "-", "yes" if t.on_front else "",
                           t.worker or "", t.error or "")

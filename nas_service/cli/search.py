@@ -134,13 +134,12 @@ def search(
         final = service.get_job(session, job.id)
         front = service.get_front(session, job.id)
         knee_point = service.knee(session, job.id)
-        counts = service.trial_counts(session, job.id)
     estimated = " - accuracies ESTIMATED, not trained" if final.estimated else ""
     console.print(front_table(front, f"Pareto front of job {job.id}: accuracy vs {spec.device} latency "
                                      f"({final.trials_done} trials, {time.perf_counter() - start:.0f} s, "
                                      f"{final.status}){estimated}"))
     sampled = sum(p.origin == "sampler" for p in front)
-    console.print(f"{counts_line(counts)}; front: {len(front)} members, {sampled} from the sampler, "
+    console.print(f"{counts_line(final.trial_counts)}; front: {len(front)} members, {sampled} from the sampler, "
                   f"{len(front) - sampled} from the warm start", highlight=False)
     if knee_point:
         console.print(f"knee: candidate {knee_point.candidate_id}, accuracy {knee_point.accuracy:.4f} at "
@@ -178,7 +177,7 @@ def jobs_cmd(
         table.add_row(str(j.id), j.name or "", j.owner or "", j.status, f"{j.trials_done}/{j.trials_budget or '-'}",
                       "/".join(str(c.get(s, 0)) for s in ("complete", "stopped", "infeasible", "failed")),
                       str(j.front_size), j.spec.space, j.spec.dataset, j.spec.device,
-                      "estimate (not trained)" if j.spec.training.scorer == "estimate" else j.spec.training.scorer,
+                      "estimate (not trained)" if j.estimated else j.spec.training.scorer,
                       j.created_at.strftime("%Y-%m-%d %H:%M:%S"), j.error or "")
     make_console().print(table)
 

@@ -20,8 +20,6 @@ JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 CANDIDATE_STATUSES = ("pending", "training", "trained", "infeasible", "failed")
 TRIAL_STATES = ("running", "complete", "stopped", "infeasible", "failed", "stale")
 """`stopped`: trained, then early-stopped because it could not reach the front; its accuracy is partial."""
-ORIGINS = ("initial", "sampler")
-"""Who proposed a trial's architecture: the job's warm start (`initial`) or the sampler."""
 
 
 def utcnow() -> datetime:

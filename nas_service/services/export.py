@@ -37,13 +37,18 @@ def _front_files(session: Session, job_id: int, owner: str | None) -> list[tuple
     return files
 
 
+def _index(job_id: int, files: list[tuple[str, Path, dict[str, object]]]) -> str:
+    """`front.json`: the job and every member's front point with its file name."""
+    return json.dumps({"job": job_id, "front": [entry for *_, entry in files]}, indent=2)
+
+
 def export_front(session: Session, job_id: int, out_dir: Path, *, owner: str | None = None) -> list[Path]:
     """Write `NN_<latency>ms_<accuracy>.tflite` for every front member (fastest first) and `front.json`."""
     files = _front_files(session, job_id, owner)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, source, _ in files:
         shutil.copyfile(source, out_dir / name)
-    (out_dir / "front.json").write_text(json.dumps({"job": job_id, "front": [e for *_, e in files]}, indent=2))
+    (out_dir / "front.json").write_text(_index(job_id, files))
     return [out_dir / name for name, *_ in files]
 
 
@@ -54,5 +59,5 @@ def front_zip(session: Session, job_id: int, *, owner: str | None = None) -> byt
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, source, _ in files:
             archive.write(source, name)
-        archive.writestr("front.json", json.dumps({"job": job_id, "front": [e for *_, e in files]}, indent=2))
+        archive.writestr("front.json", _index(job_id, files))
     return buffer.getvalue()

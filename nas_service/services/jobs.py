@@ -154,14 +154,6 @@ FRONT_COLUMNS = (Candidate.id, Candidate.arch, Candidate.accuracy, Candidate.lat
 """What a `FrontPoint` reads: the analysis and latency JSON stay unloaded."""
 
 
-def trial_counts(session: Session, job_id: int, *, owner: str | None = None) -> dict[str, int]:
-    """How many of the job's trials are in each state (complete, stopped, infeasible, failed, stale, running)."""
-    _job(session, job_id, owner)
-    rows = session.execute(sa.select(Trial.state, sa.func.count()).where(Trial.job_id == job_id)
-                           .group_by(Trial.state))
-    return {state: int(n) for state, n in rows}
-
-
 def get_front(session: Session, job_id: int, *, owner: str | None = None) -> list[FrontPoint]:
     """The job's Pareto front, fastest first."""
     _job(session, job_id, owner)
@@ -191,8 +183,8 @@ def knee(session: Session, job_id: int, *, owner: str | None = None) -> FrontPoi
 
 
 def get_candidate(session: Session, job_id: int, candidate_id: int, *, owner: str | None = None) -> CandidateView:
-    _job(session, job_id, owner)
+    job = _job(session, job_id, owner)
     candidate = session.get(Candidate, candidate_id)
     if candidate is None or candidate.job_id != job_id:
         raise NotFoundError(f"candidate {candidate_id} not found in job {job_id}")
-    return CandidateView.of(candidate, estimated=_job(session, job_id, owner).spec["training"]["scorer"] == "estimate")
+    return CandidateView.of(candidate, estimated=job.spec["training"]["scorer"] == "estimate")

@@ -30,6 +30,7 @@ from nas_service.db.models import Candidate, Job, Trial
 from nas_service.services.views import TrialView, utc
 from nas_service.spec import JobSpec
 from search_spaces import Analysis, ArchSpec, analyze, decode, encode, load_space
+from search_spaces.space import Value
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3
@@ -108,11 +109,7 @@ def remove_job_files(database_url: str, study_name: str, artifacts: Path) -> str
 def check_runnable(spec: JobSpec) -> None:
     """Raise what a worker would raise at the job's start (dataset, warm start), before the job exists."""
     num_classes_of(spec.dataset, spec.resolution)
-    space = load_space(spec.space)
-    for text in spec.initial:
-        if text != "small":
-            space.params_for(decode(text).with_resolution(spec.resolution) if spec.resolution else decode(text),
-                             resolution=spec.resolution)
+    initial_params(spec)
 
 
 def reserve_trial(session: Session, job_id: int) -> bool:
@@ -173,14 +170,22 @@ def settle_job(session: Session, job_id: int, study: optuna.Study, grace_s: floa
     return False
 
 
-def enqueue_initial(study: optuna.Study, spec: JobSpec) -> None:
-    """Queue the spec's warm-start architectures as the study's first trials."""
+def initial_params(spec: JobSpec) -> list[dict[str, Value]]:
+    """The parameters of the spec's warm-start architectures; `ArchError` names one that is not in the space."""
     space = load_space(spec.space)
+    params = []
     for text in spec.initial:
         arch = space.default_small() if text == "small" else decode(text)
         if spec.resolution is not None:
             arch = arch.with_resolution(spec.resolution)
-        study.enqueue_trial(dict(space.params_for(arch, resolution=spec.resolution)), skip_if_exists=True)
+        params.append(dict(space.params_for(arch, resolution=spec.resolution)))
+    return params
+
+
+def enqueue_initial(study: optuna.Study, spec: JobSpec) -> None:
+    """Queue the spec's warm-start architectures as the study's first trials."""
+    for params in initial_params(spec):
+        study.enqueue_trial(params, skip_if_exists=True)
 
 
 @dataclass

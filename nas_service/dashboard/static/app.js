@@ -51,6 +51,7 @@ function el(tag, text, attrs = {}) {
   return node;
 }
 function row(cells) { const tr = el("tr"); for (const c of cells) { const td = el("td"); td.append(c); tr.append(td); } return tr; }
+const originLabel = (origin) => (origin === "initial" ? "warm start" : "sampler");
 const fmt = (x, d = 4) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
 function stopPolling() { if (state.timer) { clearTimeout(state.timer); state.timer = null; } }
 function plotReady() { return typeof window.Plotly !== "undefined"; }
@@ -241,7 +242,7 @@ async function viewJob(jobId) {
   body.replaceChildren();
   for (const m of front.items) {
     body.append(row([el("a", m.candidate_id, { href: `#/jobs/${jobId}/candidates/${m.candidate_id}` }),
-      m.origin === "initial" ? "warm start" : "sampler", fmt(m.accuracy), fmt(m.int8_accuracy), fmt(m.latency_ms, 3),
+      originLabel(m.origin), fmt(m.accuracy), fmt(m.int8_accuracy), fmt(m.latency_ms, 3),
       m.cpu_fraction ? `${(100 * m.cpu_fraction).toFixed(0)}%` : "–",
       el("code", m.arch)]));
   }
@@ -262,7 +263,7 @@ async function trialTable(jobId) {
   for (const t of page.items) {
     const trained = t.state === "complete" || t.state === "stopped";
     body.append(row([t.number, t.state === "stopped" ? "stopped early" : t.state,
-      t.origin === "initial" ? "warm start" : "sampler", trained ? fmt(t.accuracy) : "–", fmt(t.latency_ms, 3),
+      originLabel(t.origin), trained ? fmt(t.accuracy) : "–", fmt(t.latency_ms, 3),
       t.params === null ? "–" : t.params.toLocaleString(), t.on_front ? "yes" : "", t.worker || "", t.error || ""]));
   }
   for (const th of table.querySelectorAll("th[data-sort]")) {
@@ -312,7 +313,7 @@ async function viewCandidate(jobId, cid) {
   const facts = [["status", c.estimated ? `${c.status} (accuracy ESTIMATED, not trained)` : c.status],
     ["accuracy", fmt(c.accuracy)], ["int8 accuracy", fmt(c.int8_accuracy)],
     ["on the host CPU", c.cpu_fraction ? `${(100 * c.cpu_fraction).toFixed(0)}% of the latency` : "none"],
-    ["proposed by", c.origin === "initial" ? "warm start" : "sampler"],
+    ["proposed by", originLabel(c.origin)],
     ["latency (ms)", fmt(c.latency_ms, 3)], ["params", c.params.toLocaleString()], ["MACs", c.macs.toLocaleString()],
     ["on front", c.on_front ? "yes" : "no"]];
   for (const [k, v] of facts) dl.append(el("dt", k), el("dd", v));

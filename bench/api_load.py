@@ -16,28 +16,22 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import POSTGRES_ADMIN, free_port, healthy, postgres_db, postgres_reachable, sqlite_db, wait_until  # noqa: E402
 from synthetic_job import seed_job  # noqa: E402
 
 from nas_service.db import make_engine, session_factory, upgrade_head  # noqa: E402
 from nas_service.services import tokens  # noqa: E402
 
 TARGET_P99_MS = 50.0
-POSTGRES_ADMIN = os.environ.get("NAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SERVER = """
 import sys, uvicorn
 from nas_service.api import create_app
@@ -45,43 +39,6 @@ from nas_service.config import Settings
 app = create_app(Settings(database_url=sys.argv[1]), cache_results=sys.argv[3] == "on")
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def sqlite_db() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="nas-load-") as tmp:
-        yield f"sqlite:///{tmp}/nas.db"
-
-
-@contextmanager
-def postgres_db() -> Iterator[str]:
-    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"nas_load_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(POSTGRES_ADMIN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def postgres_reachable() -> bool:
-    try:
-        engine = sa.create_engine(POSTGRES_ADMIN)
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except sa.exc.OperationalError:
-        return False
 
 
 def prepare(url: str, trials: int) -> tuple[int, str, float]:
@@ -100,15 +57,9 @@ def server(url: str, cache: str) -> Iterator[int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", SERVER, url, str(port), cache])
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"API server on port {port} did not start") from None
-                time.sleep(0.2)
+        wait_until(lambda: healthy(port) or proc.poll() is not None, 60, f"API server on port {port}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"API server on port {port} exited with {proc.returncode}")
         yield port
     finally:
         proc.terminate()

@@ -26,9 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -42,21 +39,10 @@ from nas_service.spec import parse_spec
 from nas_service.worker import Worker
 from search_spaces import load_space
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import postgres_db  # noqa: E402
+
 DEFAULT_POSTGRES = os.environ.get("NAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@contextmanager
-def fresh_postgres(admin_url: str) -> Iterator[str]:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"nas_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -134,7 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = Path(tmp) / "artifacts"
         backends = [("sqlite", f"sqlite:///{tmp}/overhead.db", f"sqlite:///{tmp}/bare.db")]
-        with fresh_postgres(args.postgres) as pg_url, fresh_postgres(args.postgres) as pg_bare:
+        with postgres_db(args.postgres) as pg_url, postgres_db(args.postgres) as pg_bare:
             backends.append(("postgresql", pg_url, pg_bare))
             for backend, url, bare_url in backends:
                 ours = controller_overhead(url, args.trials, artifacts)
@@ -147,7 +133,7 @@ def main() -> None:
             return
         rates: dict[int, float] = {}
         for n in (1, 2, 4, 8):
-            with fresh_postgres(args.postgres) as url:
+            with postgres_db(args.postgres) as url:
                 rates[n] = throughput(url, n, args.throughput_trials, args.trial_seconds, artifacts)
             print(json.dumps({"bench": "worker_throughput", "backend": "postgresql", "workers": n,
                               "trial_seconds": args.trial_seconds, "trials": args.throughput_trials,

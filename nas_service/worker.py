@@ -14,15 +14,15 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
-
-import sqlalchemy as sa
 
 from nas_service.config import Settings
 from nas_service.controller.batched_storage import batched
 from nas_service.controller.scoring import Scorer
 from nas_service.controller.study import make_storage, quiet_optuna
 from nas_service.db import make_engine, session_factory, upgrade_head
+from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.migrate import schema_lock
 from nas_service.services.work import RunContext, TrialHook, claim_job, fail_job, run_job, stale_hook
 
@@ -60,8 +60,13 @@ class Worker:
             on_idle: Callable[[], None] | None = None) -> None:
         """Claim and run jobs (only `job_id` if given) until stopped; with `exit_when_idle`, until none is left."""
         while not self.stopping.is_set():
-            with self.sessions() as session:
-                claimed = claim_job(session, self.name, only=job_id)
+            try:
+                with self.sessions() as session:
+                    claimed = claim_job(session, self.name, only=job_id)
+            except Exception as exc:
+                if not self._database_away(exc, "looking for jobs"):
+                    raise
+                continue
             if claimed is None:
                 if exit_when_idle:
                     return
@@ -71,16 +76,28 @@ class Worker:
                 continue
             try:
                 finished = run_job(self.ctx, claimed, stop=self.stopping.is_set)
-            except sa.exc.OperationalError as exc:  # the database went away: the job is fine, retry later
-                log.warning("worker %s: database error on job %d, retrying: %s", self.name, claimed, exc)
-                finished = False
-            except Exception as exc:  # the job cannot run: record why, keep serving the others
-                with self.sessions() as session:
-                    reason = fail_job(session, claimed, exc)
+            except Exception as exc:
+                if self._database_away(exc, f"running job {claimed}"):  # the job is fine: retry it later
+                    continue
+                # the job cannot run: record why, keep serving the others
+                reason = retry_on_connection_loss(partial(self._fail, claimed, exc), what=f"failing job {claimed}")
                 log.warning("worker %s: job %d failed: %s", self.name, claimed, reason)
                 continue
             if not finished:  # others still run its last trials, or a lost one awaits its grace period
                 self.stopping.wait(self.settings.poll_interval_s)
+
+    def _database_away(self, exc: Exception, doing: str) -> bool:
+        """True (after logging it and waiting a poll interval) when `exc` is the database going away."""
+        if not is_connection_lost(exc):
+            return False
+        log.warning("worker %s: database unavailable while %s, retrying: %s", self.name, doing,
+                    str(exc).splitlines()[0])
+        self.stopping.wait(self.settings.poll_interval_s)
+        return True
+
+    def _fail(self, job_id: int, exc: Exception) -> str:
+        with self.sessions() as session:
+            return fail_job(session, job_id, exc)
 
     def stop_on_signals(self) -> None:
         """SIGTERM/SIGINT: finish the trial in flight, then leave."""

@@ -118,3 +118,57 @@ def test_a_worker_killed_mid_trial_loses_nothing_finished(pg: tuple[str, sa.Engi
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states[killed_number] == optuna.trial.TrialState.FAIL
     assert states[retries[0].number] == optuna.trial.TrialState.COMPLETE
+
+
+def cut_connections(url: str) -> int:
+    """Terminate every other session on this test's database (never another database)."""
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        cut = conn.scalars(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all()
+    admin.dispose()
+    return len(cut)
+
+
+def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, sa.Engine], tmp_path: Path) -> None:
+    """Connections killed under running trials (as a database restart or failover does): the workers wait the
+    outage out, a trial caught mid-write is re-queued rather than failed, and the budget is met exactly."""
+    url, engine = pg
+    sessions = session_factory(engine)
+    budget = 24
+    with sessions() as session:
+        job = jobs.create_job(session, parse_spec({
+            "training": {"scorer": "estimate", "simulate_seconds": 0.4, "epochs": 2, "early_stopping": False},
+            "budget": {"trials": budget}}))
+
+    def done() -> int:
+        with sessions() as session:
+            return jobs.get_job(session, job.id).trials_done
+
+    workers = [spawn(url, f"w{i}", tmp_path, "--exit-when-idle") for i in range(2)]
+    try:
+        wait_until(lambda: done() >= 4, timeout_s=120)
+        cuts = 0
+        for _ in range(16):  # 4 s of cuts: some land inside a statement, not only on idle pooled connections
+            cuts += cut_connections(url)
+            time.sleep(0.25)
+        assert cuts > 0
+        for proc in workers:
+            _, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err.decode()
+    finally:
+        for proc in workers:
+            proc.kill()
+
+    with sessions() as session:
+        view = jobs.get_job(session, job.id)
+        rows = session.scalars(sa.select(Trial).where(Trial.job_id == job.id)).all()
+        study_name = session.get(Job, job.id).study_name  # type: ignore[union-attr]
+    assert view.status == "completed"
+    states = [r.state for r in rows]
+    assert states.count("complete") == budget and view.trials_done == budget
+    assert set(states) <= {"complete", "stale"}, states  # nothing failed, nothing left running
+    assert len({r.number for r in rows}) == len(rows)
+    optuna_trials = {t.number: t.state for t in optuna.load_study(study_name=study_name, storage=url).get_trials()}
+    for r in rows:  # our finished trials and Optuna's agree
+        assert (optuna_trials[r.number] == optuna.trial.TrialState.COMPLETE) == (r.state == "complete")

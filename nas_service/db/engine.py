@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def is_sqlite(url: str | sa.URL) -> bool:
@@ -40,3 +46,34 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0, echo: bool = False) -
 
 def session_factory(engine: sa.Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_connection_lost(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error that caused it, is the database going away or being busy (SQLAlchemy's
+    OperationalError, also when Optuna wraps it): worth waiting out, never a fault of the job."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or (
+                isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def retry_on_connection_loss(work: Callable[[], T], *, what: str, timeout_s: float = 60.0) -> T:
+    """`work()`, run again (with backoff, for up to `timeout_s`) while it fails because the database went away.
+
+    `work` must be one transaction, so a failed attempt left nothing behind."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.2
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not is_connection_lost(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable while %s, retrying in %.1f s: %s", what, delay,
+                        str(exc).splitlines()[0])
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)

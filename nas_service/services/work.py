@@ -26,6 +26,7 @@ from nas_service.controller.latency import predict_latency
 from nas_service.controller.rewards import reward
 from nas_service.controller.scoring import Scorer, arch_hash, make_scorer
 from nas_service.controller.study import open_study
+from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.models import Candidate, Job, Trial
 from nas_service.services.views import TrialView, utc
 from nas_service.spec import JobSpec
@@ -123,21 +124,35 @@ def reserve_trial(session: Session, job_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+RETRY = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+"""Re-queues a lost trial's parameters as a waiting Optuna trial that remembers the first one's number."""
+
+
+def release_trial(session: Session, job_id: int, number: int, reason: str) -> bool:
+    """Mark a lost trial stale and give its budget slot back; False when its result was recorded after all
+    (then it keeps its slot and must not be re-queued). Trial row first, then the job row, as `_finish` does."""
+    marked = session.execute(sa.update(Trial).where(Trial.job_id == job_id, Trial.number == number,
+                                                    Trial.state == "running")
+                             .values(state="stale", finished_at=now(), error=reason))
+    if getattr(marked, "rowcount", 0) == 0 and session.scalar(
+            sa.select(Trial.id).where(Trial.job_id == job_id, Trial.number == number)) is not None:
+        session.rollback()
+        return False
+    session.execute(sa.update(Job).where(Job.id == job_id, Job.trials_reserved > 0)
+                    .values(trials_reserved=Job.trials_reserved - 1, updated_at=now()))
+    session.commit()
+    return True
+
+
 def stale_hook(sessions: sessionmaker[Session]) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
     """The heartbeat-stale callback: record the trial as stale, free its slot, re-queue its parameters."""
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
-
     def on_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         with sessions() as session:
             job_id = session.scalar(sa.select(Job.id).where(Job.study_name == study.study_name))
-            if job_id is not None:
-                session.execute(sa.update(Job).where(Job.id == job_id, Job.trials_reserved > 0)
-                                .values(trials_reserved=Job.trials_reserved - 1, updated_at=now()))
-                session.execute(sa.update(Trial).where(Trial.job_id == job_id, Trial.number == trial.number,
-                                                       Trial.state == "running")
-                                .values(state="stale", finished_at=now(), error="worker lost (heartbeat stale)"))
-                session.commit()
-        retry(study, trial)
+            if job_id is not None and not release_trial(session, job_id, trial.number,
+                                                        "worker lost (heartbeat stale)"):
+                return
+        RETRY(study, trial)
 
     return on_stale
 
@@ -216,7 +231,11 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
         with ctx.sessions() as session:
             reserved = reserve_trial(session, job_id)
         if reserved:
-            study.optimize(objective, n_trials=1, catch=(Exception,))
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,))
+            except Exception as exc:
+                if not (is_connection_lost(exc) and objective.tell_again(study)):
+                    raise
             continue
         with ctx.sessions() as session:
             return settle_job(session, job_id, study, ctx.grace_s)
@@ -233,9 +252,11 @@ class TrialObjective:
         self.scorer = ctx.scorer or make_scorer(spec.training.scorer)
         self.current: Candidate | None = None
         """The candidate of the trial in flight, once it exists."""
+        self.outcome: tuple[int, tuple[float, ...]] | None = None
+        """The number and objective values of the last trial that returned them."""
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        self.current = None
+        self.current, self.outcome = None, None
         try:
             attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
             retry_of = attrs.get("failed_trial")  # set by RetryHeartbeatStaleTrialCallback on a lost trial's copy
@@ -244,11 +265,33 @@ class TrialObjective:
                 session.add(Trial(job_id=self.job_id, number=trial.number, state="running", worker=self.ctx.worker,
                                   retry_of=retry_of, origin=origin))
                 session.commit()
-            return self._evaluate(trial, origin)
+            values = self._evaluate(trial, origin)
         except BaseException as exc:
+            if is_connection_lost(exc):  # not the candidate's fault: re-queue it, as if its worker had died
+                retry_on_connection_loss(lambda: self._requeue(trial), what=f"re-queueing trial {trial.number}")
+                raise
             # With its candidate when one was made, so the failure is shown at the candidate's latency.
             self._finish(trial.number, self.current, "failed", reused=False, error=f"{type(exc).__name__}: {exc}")
             raise
+        self.outcome = (trial.number, values)
+        return values
+
+    def tell_again(self, study: optuna.Study) -> bool:
+        """After Optuna lost the connection while telling the last trial's result: tell it once more (retried
+        while the database is away), so the sampler learns what our tables already hold. False when there was
+        no result to tell (the trial itself was cut short, and re-queued)."""
+        if self.outcome is None:
+            return False
+        number, values = self.outcome
+        retry_on_connection_loss(lambda: study.tell(number, values, skip_if_finished=True),
+                                 what=f"telling Optuna the result of trial {number}")
+        return True
+
+    def _requeue(self, trial: optuna.Trial) -> None:
+        with self.ctx.sessions() as session:
+            released = release_trial(session, self.job_id, trial.number, "database connection lost mid-trial")
+        if released:
+            RETRY(trial.study, trial.study._storage.get_trial(trial._trial_id))
 
     def _origin(self, session: Session, enqueued: bool, retry_of: int | None) -> str:
         """`initial` for the warm start's enqueued trials (and their retries), `sampler` for the rest."""
@@ -370,30 +413,13 @@ class TrialObjective:
     def _finish(self, number: int, c: Candidate | None, state: str, *, reused: bool,
                 trained: dict[str, object] | None = None, error: str | None = None) -> tuple[float, ...]:
         """Record the trial's outcome (`state`: complete, stopped, infeasible or failed), the candidate's result
-        and the front in one transaction. Only complete trials can join the front: a stopped one's accuracy is
-        that of a partial training.
-
-        The transaction starts by bumping the job row, which takes its row lock on PostgreSQL and the
-        write lock on SQLite, so front updates of concurrent workers never interleave."""
+        and the front in one transaction, retried while the database is away. Only complete trials can join
+        the front: a stopped one's accuracy is that of a partial training."""
         values = self._objectives(c) if c is not None else ()
-        with self.ctx.sessions() as session:
-            session.execute(sa.update(Job).where(Job.id == self.job_id)
-                            .values(trials_done=Job.trials_done + 1, updated_at=now()))
-            if trained is not None and c is not None:
-                session.execute(sa.update(Candidate).where(Candidate.id == c.id).values(**trained))
-                if state == "complete" and not c.violations:
-                    self._update_front(session, c, values)
-            fields: dict[str, object] = {"state": state, "finished_at": now(), "reused": reused, "error": error}
-            if c is not None:
-                named = dict(zip(self.spec.objectives, values, strict=True))
-                fields.update(candidate_id=c.id, accuracy=named["accuracy"], latency_ms=c.latency_ms, params=c.params,
-                              model_bytes=c.model_bytes or c.model_bytes_estimate)
-                if self.spec.target is not None:
-                    fields["reward"] = reward(named["accuracy"], c.latency_ms, self.spec.target)
-            session.execute(sa.update(Trial).where(Trial.job_id == self.job_id, Trial.number == number)
-                            .values(**fields))
-            session.commit()
-            if self.ctx.on_trial is not None:
+        recorded = retry_on_connection_loss(lambda: self._record(number, c, state, values, reused, trained, error),
+                                            what=f"recording trial {number}")
+        if recorded and self.ctx.on_trial is not None:
+            with self.ctx.sessions() as session:
                 row = session.scalars(sa.select(Trial).where(Trial.job_id == self.job_id,
                                                              Trial.number == number)).one()
                 cand = session.get(Candidate, row.candidate_id) if row.candidate_id else None
@@ -403,6 +429,35 @@ class TrialObjective:
         if self.spec.mode == "target" and self.spec.target is not None:
             return (reward(values[0], c.latency_ms, self.spec.target),)
         return values
+
+    def _record(self, number: int, c: Candidate | None, state: str, values: tuple[float, ...], reused: bool,
+                trained: dict[str, object] | None, error: str | None) -> bool:
+        """The transaction of `_finish`; False (and nothing written) when the trial is no longer running: an
+        earlier attempt whose answer was lost already recorded it, or it was released as stale.
+
+        Bumping the job row takes its row lock on PostgreSQL and the write lock on SQLite before the front is
+        read, so front updates of concurrent workers never interleave."""
+        fields: dict[str, object] = {"state": state, "finished_at": now(), "reused": reused, "error": error}
+        if c is not None:
+            named = dict(zip(self.spec.objectives, values, strict=True))
+            fields.update(candidate_id=c.id, accuracy=named["accuracy"], latency_ms=c.latency_ms, params=c.params,
+                          model_bytes=c.model_bytes or c.model_bytes_estimate)
+            if self.spec.target is not None:
+                fields["reward"] = reward(named["accuracy"], c.latency_ms, self.spec.target)
+        with self.ctx.sessions() as session:
+            result = session.execute(sa.update(Trial).where(Trial.job_id == self.job_id, Trial.number == number,
+                                                            Trial.state == "running").values(**fields))
+            if getattr(result, "rowcount", 0) == 0:
+                session.rollback()
+                return False
+            session.execute(sa.update(Job).where(Job.id == self.job_id)
+                            .values(trials_done=Job.trials_done + 1, updated_at=now()))
+            if trained is not None and c is not None:
+                session.execute(sa.update(Candidate).where(Candidate.id == c.id).values(**trained))
+                if state == "complete" and not c.violations:
+                    self._update_front(session, c, values)
+            session.commit()
+        return True
 
     def _update_front(self, session: Session, c: Candidate, values: tuple[float, ...]) -> None:
         members = session.scalars(sa.select(Candidate).where(Candidate.job_id == self.job_id,

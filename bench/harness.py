@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -88,10 +89,17 @@ def nas_env(url: str, artifacts: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def _log(name: str) -> Any:
+    """Where a started process writes its output: NAS_BENCH_LOGS/NAME.log when that folder is set, else nowhere."""
+    logs = os.environ.get("NAS_BENCH_LOGS")
+    return open(Path(logs) / f"{name}.log", "ab") if logs else subprocess.DEVNULL  # noqa: SIM115
+
+
 def start_serve(env: dict[str, str], port: int, workers: int = 0, timeout_s: float = 60) -> subprocess.Popen[bytes]:
     """`nas serve` on `port`, returned once its health route answers."""
+    log = _log(f"serve-{port}")
     proc = subprocess.Popen([*NAS, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=log, stderr=log)
     try:
         wait_until(lambda: healthy(port) or proc.poll() is not None, timeout_s, f"nas serve on port {port}")
     except TimeoutError:
@@ -103,9 +111,7 @@ def start_serve(env: dict[str, str], port: int, workers: int = 0, timeout_s: flo
 
 
 def start_worker(env: dict[str, str], name: str, *extra: str) -> subprocess.Popen[bytes]:
-    """`nas worker --name NAME`; its log goes to NAS_BENCH_LOGS/NAME.log when that folder is set."""
-    logs = os.environ.get("NAS_BENCH_LOGS")
-    log = open(Path(logs) / f"{name}.log", "ab") if logs else subprocess.DEVNULL  # noqa: SIM115
+    log = _log(name)
     return subprocess.Popen([*NAS, "worker", "--name", name, *extra], env=env, stdout=log, stderr=log)
 
 

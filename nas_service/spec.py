@@ -7,10 +7,10 @@ version 1 (persisted names are API).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -18,6 +18,20 @@ Objective = Literal["accuracy", "latency_ms", "params", "model_bytes"]
 DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "model_bytes": "minimize",
 }
+
+
+def _plain(value: str) -> str:
+    """Refuse control characters and lone surrogates: PostgreSQL cannot store NUL, UTF-8 cannot hold a lone
+    surrogate, and either would garble the tables and logs the text is shown in."""
+    bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if bad is not None:
+        raise ValueError(f"contains the character U+{ord(bad):04X}: control characters and lone surrogates "
+                         "are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_plain)]
+"""A string field of a spec: any printable Unicode."""
 
 
 class SpecError(ValueError):
@@ -86,9 +100,9 @@ class Training(_Strict):
 
 class JobSpec(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
-    name: str | None = Field(default=None, max_length=200)
+    name: Text | None = Field(default=None, max_length=200)
     space: str = "edgetpu_small"
-    dataset: str = "fashion_mnist_small"
+    dataset: Text = Field(default="fashion_mnist_small", min_length=1, max_length=1000)
     device: str = "edgetpu_usb"
     resolution: int | None = Field(default=28, ge=16, le=1024,
                                    description="Fixed input resolution; null searches the space's resolutions.")
@@ -100,7 +114,8 @@ class JobSpec(_Strict):
     budget: Budget = Budget()
     training: Training = Training()
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    initial: tuple[str, ...] = Field(default=(), max_length=100, description=(
+    initial: tuple[Annotated[Text, Field(min_length=1, max_length=10_000)], ...] = Field(
+        default=(), max_length=100, description=(
         "Architectures evaluated first (strings or 'small' for the space's default small member), e.g. "
         "reference networks or a previous job's front: a warm start for the sampler."))
 

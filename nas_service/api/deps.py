@@ -98,7 +98,7 @@ async def current_user(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})
     token = credentials.credentials
-    user = await ctx.token_cache.user(token, lambda t: _lookup(ctx, t))
+    user = await ctx.token_cache.user(token, lambda t: _lookup(ctx, t)) if tokens.well_formed(token) else None
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -5,7 +5,11 @@ Anything not listed here is a bug and stays a 500.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from latency_models.errors import LatencyError, ModelFileError, UnknownDeviceError
@@ -42,15 +46,42 @@ def status_for(exc: Exception) -> int:
     raise exc
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: an error may quote hostile input, and a lone surrogate
+    (valid in a JSON escape, not in UTF-8) would otherwise fail the response itself."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """4xx with `{"detail": message}`; a 422 takes FastAPI's validation shape, so every 422 reads the same."""
     code = status_for(exc)
     if code == 422:
         loc = ["body", *getattr(exc, "loc", ())]
-        return JSONResponse({"detail": [{"type": "value_error", "loc": loc, "msg": str(exc)}]}, status_code=422)
-    return JSONResponse({"detail": str(exc)}, status_code=code)
+        return AsciiJSONResponse({"detail": [{"type": "value_error", "loc": loc, "msg": str(exc)}]}, status_code=422)
+    return AsciiJSONResponse({"detail": str(exc)}, status_code=code)
+
+
+def _echo(value: Any) -> Any:
+    """The rejected input as echoed in a 422: short scalars as they are, bytes decoded leniently, the rest cut."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "..."
+    return value if isinstance(value, str | int | float | bool) or value is None else "(omitted)"
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 shape (type, loc, msg, input), safe whatever the body held: invalid UTF-8, lone surrogates,
+    megabyte strings."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg")),
+               "input": _echo(e.get("input"))} for e in errors]
+    return AsciiJSONResponse({"detail": detail}, status_code=422)
 
 
 def install(app: FastAPI) -> None:
     for cls in DOMAIN_ERRORS:
         app.add_exception_handler(cls, domain_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -1,14 +1,15 @@
-"""Names a job spec refers to (search space, device) checked against what is registered, before a job is queued.
+"""What a job spec refers to (search space, device, warm-start architectures) checked before a job is queued.
 
-A job queued with an unknown name would only fail later in a worker; checking here gives the CLI and the
-API the same immediate error naming the field and the allowed values.
+A job queued with an unknown name or a warm start outside its space would only fail later in a worker;
+checking here gives the CLI and the API the same immediate error naming the field.
 """
 
 from __future__ import annotations
 
 from latency_models import profile_names
 from nas_service.spec import JobSpec, SpecError
-from search_spaces import space_names
+from search_spaces import ArchError, decode, load_space, space_names
+from search_spaces.space import Value
 
 
 class UnknownNameError(SpecError):
@@ -19,9 +20,34 @@ class UnknownNameError(SpecError):
         self.loc = (field,)
 
 
+class InitialArchError(SpecError):
+    """A warm-start architecture that does not decode or is not a member of the job's space."""
+
+    def __init__(self, index: int, reason: ArchError) -> None:
+        super().__init__(f"invalid job spec: initial.{index}: {reason}")
+        self.loc = ("initial", index)
+
+
+def initial_params(spec: JobSpec) -> list[dict[str, Value]]:
+    """The parameters of the spec's warm-start architectures in its space."""
+    space = load_space(spec.space)
+    params = []
+    for index, text in enumerate(spec.initial):
+        try:
+            arch = space.default_small() if text == "small" else decode(text)
+            if spec.resolution is not None:
+                arch = arch.with_resolution(spec.resolution)
+            params.append(dict(space.params_for(arch, resolution=spec.resolution)))
+        except ArchError as exc:
+            raise InitialArchError(index, exc) from None
+    return params
+
+
 def check_names(spec: JobSpec) -> None:
-    """Raise `UnknownNameError` when `spec.space` or `spec.device` is not registered."""
+    """Raise `UnknownNameError` when `spec.space` or `spec.device` is not registered, `InitialArchError` when a
+    warm-start architecture is not in the space."""
     if spec.space not in (spaces := space_names()):
         raise UnknownNameError("space", "search space", spec.space, spaces)
     if spec.device not in (devices := profile_names()):
         raise UnknownNameError("device", "device", spec.device, devices)
+    initial_params(spec)

@@ -19,6 +19,8 @@ from nas_service.db.models import utcnow
 from nas_service.db.users import ApiToken, User
 
 TOKEN_PREFIX = "nas_"
+TOKEN_SHAPE = re.compile(r"nas_[A-Za-z0-9_-]{43}")
+"""What `create_token` issues: the prefix and 32 random bytes in URL-safe base64."""
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
 
 
@@ -31,6 +33,11 @@ class IssuedToken:
     user: str
     token: str
     token_id: int
+
+
+def well_formed(token: str) -> bool:
+    """Whether `token` could have been issued here: anything else is refused without asking the database."""
+    return TOKEN_SHAPE.fullmatch(token) is not None
 
 
 def hash_token(token: str) -> str:

@@ -28,10 +28,10 @@ from nas_service.controller.scoring import Scorer, arch_hash, make_scorer
 from nas_service.controller.study import open_study
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.models import Candidate, Job, Trial
+from nas_service.services.catalog import initial_params
 from nas_service.services.views import TrialView, utc
 from nas_service.spec import JobSpec
-from search_spaces import Analysis, ArchSpec, analyze, decode, encode, load_space
-from search_spaces.space import Value
+from search_spaces import Analysis, ArchSpec, analyze, encode, load_space
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3
@@ -183,18 +183,6 @@ def settle_job(session: Session, job_id: int, study: optuna.Study, grace_s: floa
                         .values(trials_reserved=job.trials_done, updated_at=now()))
     session.commit()
     return False
-
-
-def initial_params(spec: JobSpec) -> list[dict[str, Value]]:
-    """The parameters of the spec's warm-start architectures; `ArchError` names one that is not in the space."""
-    space = load_space(spec.space)
-    params = []
-    for text in spec.initial:
-        arch = space.default_small() if text == "small" else decode(text)
-        if spec.resolution is not None:
-            arch = arch.with_resolution(spec.resolution)
-        params.append(dict(space.params_for(arch, resolution=spec.resolution)))
-    return params
 
 
 def enqueue_initial(study: optuna.Study, spec: JobSpec) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from nas_service.db import ApiToken, make_engine
-from nas_service.services.tokens import hash_token
+from nas_service.services.tokens import hash_token, well_formed
 from tests.api.conftest import Api
 
 
@@ -46,3 +46,11 @@ def test_metrics_count_requests(api: Api) -> None:
     text = api.client.get("/metrics").text
     assert 'nas_http_requests_total{method="GET",route="/api/v1/health",status="200"}' in text
     assert 'nas_jobs{status="queued"}' in text and "nas_trials_done" in text
+
+
+def test_tokens_of_the_wrong_shape_are_refused_without_a_lookup(api: Api) -> None:
+    issued = api.alice["Authorization"].removeprefix("Bearer ")
+    assert well_formed(issued)
+    for token in ("nas_wrong", issued + "x", issued[:-1], issued.upper().replace("NAS_", "xyz_"), "x" * 5000):
+        assert not well_formed(token)
+        assert api.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401

@@ -163,3 +163,29 @@ def test_front_zip_holds_every_member_file_and_the_index(tmp_path_factory: pytes
         assert [e["candidate_id"] for e in index] == [m["candidate_id"] for m in front]
         assert sorted(archive.namelist()) == sorted([e["file"] for e in index] + ["front.json"])
         assert all(archive.read(e["file"])[-1] == e["candidate_id"] for e in index)
+
+
+def test_every_route_with_a_job_id_hides_another_users_job(finished: tuple[Api, int]) -> None:
+    """Walks the OpenAPI schema, so a new route is covered the day it is added: bob gets 404 on alice's ids,
+    with the same answer as for a job that does not exist; nobody gets anything without a token."""
+    api, job_id = finished
+    member = get(api, f"/jobs/{job_id}/front")["items"][0]
+    schema = api.client.get("/api/v1/openapi.json").json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            query = {p["name"]: "5" for p in operation.get("parameters", [])
+                     if p["in"] == "query" and p.get("required")}
+            url = path.replace("{job_id}", str(job_id)).replace("{candidate_id}", str(member["candidate_id"]))
+            if not path.endswith("/health"):
+                assert api.client.request(method, url, params=query).status_code == 401, (method, path)
+            if "{job_id}" not in path:
+                continue
+            as_bob = api.client.request(method, url, params=query, headers=api.bob)
+            missing = api.client.request(method, path.replace("{job_id}", "999999").replace(
+                "{candidate_id}", str(member["candidate_id"])), params=query, headers=api.bob)
+            assert as_bob.status_code == missing.status_code == 404, (method, path, as_bob.text)
+            assert as_bob.json()["detail"].replace(str(job_id), "N") == missing.json()["detail"].replace("999999", "N")
+            checked += 1
+    assert checked >= 10
+    assert job_id not in [j["id"] for j in api.client.get("/api/v1/jobs", headers=api.bob).json()["items"]]

@@ -96,6 +96,9 @@ class Training(_Strict):
         "With scorer `estimate`: seconds each candidate pretends to train, spread over its epochs, "
         "to rehearse worker fleets and live dashboards."))
     export_int8: bool = Field(default=True, description="Export and evaluate each trained candidate as int8 TFLite.")
+    concurrency: int = Field(default=1, ge=1, le=16, description=(
+        "Candidates each worker trains side by side (slots refilled as soon as one ends), so one candidate's "
+        "tracing and export overlap another's training."))
 
 
 class JobSpec(_Strict):

@@ -41,6 +41,8 @@ class Worker:
     name: str = "local"
     scorer: Scorer | None = None
     on_trial: TrialHook | None = None
+    refill: bool = True
+    """See `RunContext.refill`."""
 
     def __post_init__(self) -> None:
         quiet_optuna()
@@ -53,7 +55,7 @@ class Worker:
                                    grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
                                    busy_timeout_s=self.settings.sqlite_busy_timeout_s))
         self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
-                              self.settings.heartbeat_grace_s, self.scorer, self.on_trial)
+                              self.settings.heartbeat_grace_s, self.scorer, self.on_trial, self.refill)
         self.stopping = threading.Event()
 
     def run(self, *, job_id: int | None = None, exit_when_idle: bool = False,

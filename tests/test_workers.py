@@ -24,6 +24,8 @@ from nas_service.spec import parse_spec
 from tests.test_search_service import latency_limit
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+SLOTS = pytest.mark.parametrize("slots", [1, 3], ids=["one-slot", "three-slots"])
+"""Each worker with one candidate in flight (`training.concurrency`), and with several."""
 
 
 @pytest.fixture()
@@ -49,12 +51,14 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.1)
 
 
+@SLOTS
 def test_concurrent_workers_share_a_job_without_duplicates_or_losses(pg: tuple[str, sa.Engine],
-                                                                      tmp_path: Path) -> None:
+                                                                      tmp_path: Path, slots: int) -> None:
     url, engine = pg
     sessions = session_factory(engine)
     with sessions() as session:
-        job = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate"}, "budget": {"trials": 30},
+        job = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate", "concurrency": slots},
+                                                   "budget": {"trials": 30},
                                                    "constraints": {"max_latency_ms": latency_limit()}}))
     workers = [spawn(url, f"w{i}", tmp_path, "--exit-when-idle") for i in range(3)]
     for proc in workers:
@@ -77,13 +81,17 @@ def test_concurrent_workers_share_a_job_without_duplicates_or_losses(pg: tuple[s
         assert by_number[t.number].latency_ms == pytest.approx(t.values[1])
 
 
-def test_a_worker_killed_mid_trial_loses_nothing_finished(pg: tuple[str, sa.Engine], tmp_path: Path) -> None:
+@SLOTS
+def test_a_worker_killed_mid_trial_loses_nothing_finished(pg: tuple[str, sa.Engine], tmp_path: Path,
+                                                          slots: int) -> None:
     url, engine = pg
     sessions = session_factory(engine)
+    budget = 4 * slots
     with sessions() as session:
         job = jobs.create_job(session, parse_spec({
-            "training": {"scorer": "estimate", "simulate_seconds": 1.5, "epochs": 3, "early_stopping": False},
-            "budget": {"trials": 4}}))
+            "training": {"scorer": "estimate", "simulate_seconds": 1.5, "epochs": 3, "early_stopping": False,
+                         "concurrency": slots},
+            "budget": {"trials": budget}}))
 
     def trials(state: str) -> list[tuple[int, float | None, float | None]]:
         with sessions() as session:
@@ -92,9 +100,9 @@ def test_a_worker_killed_mid_trial_loses_nothing_finished(pg: tuple[str, sa.Engi
 
     first = spawn(url, "doomed", tmp_path)
     try:
-        wait_until(lambda: len(trials("complete")) >= 1 and len(trials("running")) == 1, timeout_s=60)
+        wait_until(lambda: len(trials("complete")) >= 1 and len(trials("running")) == slots, timeout_s=60)
         finished_before = trials("complete")
-        killed_number = trials("running")[0][0]
+        killed = [number for number, _, _ in trials("running")]
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -107,17 +115,20 @@ def test_a_worker_killed_mid_trial_loses_nothing_finished(pg: tuple[str, sa.Engi
     with sessions() as session:
         view = jobs.get_job(session, job.id)
         rows = {t.number: t for t in session.scalars(sa.select(Trial).where(Trial.job_id == job.id))}
-    assert view.status == "completed" and view.trials_done >= 4
-    assert rows[killed_number].state == "stale"
-    retries = [t for t in rows.values() if t.retry_of == killed_number]
-    assert len(retries) == 1 and retries[0].state == "complete"  # re-queued with the same parameters
-    assert len(trials("complete")) == 4  # the budget is met
-    assert trials("complete")[:len(finished_before)] == finished_before  # nothing finished was lost
+    assert view.status == "completed" and view.trials_done == budget
+    for killed_number in killed:  # every trial in flight when the worker died
+        assert rows[killed_number].state == "stale"
+        retries = [t for t in rows.values() if t.retry_of == killed_number]
+        assert len(retries) == 1 and retries[0].state == "complete"  # re-queued with the same parameters
+    assert len(trials("complete")) == budget  # the budget is met
+    assert set(finished_before) <= set(trials("complete"))  # nothing finished was lost
     study = optuna.load_study(study_name=session_factory(engine)().get(Job, job.id).study_name,  # type: ignore[union-attr]
                               storage=url)
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
-    assert states[killed_number] == optuna.trial.TrialState.FAIL
-    assert states[retries[0].number] == optuna.trial.TrialState.COMPLETE
+    for killed_number in killed:
+        assert states[killed_number] == optuna.trial.TrialState.FAIL
+    for retry in (t for t in rows.values() if t.retry_of is not None):
+        assert states[retry.number] == optuna.trial.TrialState.COMPLETE
 
 
 def cut_connections(url: str) -> int:
@@ -130,7 +141,9 @@ def cut_connections(url: str) -> int:
     return len(cut)
 
 
-def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, sa.Engine], tmp_path: Path) -> None:
+@SLOTS
+def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, sa.Engine], tmp_path: Path,
+                                                                slots: int) -> None:
     """Connections killed under running trials (as a database restart or failover does): the workers wait the
     outage out, a trial caught mid-write is re-queued rather than failed, and the budget is met exactly."""
     url, engine = pg
@@ -138,7 +151,8 @@ def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, s
     budget = 24
     with sessions() as session:
         job = jobs.create_job(session, parse_spec({
-            "training": {"scorer": "estimate", "simulate_seconds": 0.4, "epochs": 2, "early_stopping": False},
+            "training": {"scorer": "estimate", "simulate_seconds": 0.4, "epochs": 2, "early_stopping": False,
+                         "concurrency": slots},
             "budget": {"trials": budget}}))
 
     def done() -> int:

@@ -89,6 +89,21 @@ class BatchedStorage(_CachedStorage):
             self._own[trial_id] = copy.deepcopy(self._studies[study_id].trials[number])
         return trial_id
 
+    def forget_study(self, study_id: int) -> None:
+        """Drop the study's cached trials once this process has no trial of it running: a long-lived worker
+        would otherwise keep every job it ever ran in memory. A later read fetches them again."""
+        with self._lock:
+            info = self._studies.pop(study_id, None)
+            for number in info.trials if info is not None else ():
+                trial_id = self._study_id_and_number_to_trial_id.pop((study_id, number), None)
+                self._trial_id_to_study_id_and_number.pop(trial_id, None)  # type: ignore[arg-type]
+            self._read_at.pop(study_id, None)
+
+    @property
+    def cached_study_ids(self) -> list[int]:
+        with self._lock:
+            return list(self._studies)
+
     @property
     def backend(self) -> RDBStorage:
         return self._backend

@@ -98,16 +98,14 @@ class TrainScorer:
     def score(self, arch: ArchSpec, *, dataset: str, training: Training, seed: int, keep_going: EpochCheck,
               artifacts_dir: Path) -> Score:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines would bury the progress
-        import keras
-
         from nas_service.trainer.datasets import load_dataset
         from nas_service.trainer.export import export_int8
-        from nas_service.trainer.training import Budget, TrainConfig, fit
+        from nas_service.trainer.training import KERAS_STATE, Budget, TrainConfig, fit
 
         data = load_dataset(dataset, arch.resolution)
         if training.train_images:
             data = data.subset(training.train_images)
-        try:
+        with KERAS_STATE.candidate():  # other slots of this worker may be training beside it
             model, result = fit(arch, data, Budget(epochs=training.epochs), seed=seed,
                                 config=TrainConfig(batch_size=training.batch_size), on_epoch=keep_going)
             curve = [{"epoch": i + 1, "loss": loss, "accuracy": acc}
@@ -118,8 +116,6 @@ class TrainScorer:
                 return score
             path = artifacts_dir / f"{arch_hash(encode(arch))[:16]}.tflite"
             exported = export_int8(model, data, path, seed=seed)
-        finally:
-            keras.backend.clear_session()
         return Score(accuracy=score.accuracy, epochs=score.epochs, seconds=score.seconds, curve=curve,
                      int8_accuracy=round(exported.int8_accuracy, 5), tflite_path=exported.path,
                      model_bytes=exported.size_bytes)

@@ -9,12 +9,17 @@ gives its slot back and re-queues its parameters (Optuna's `RetryHeartbeatStaleT
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
+import warnings
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import optuna
 import sqlalchemy as sa
@@ -22,6 +27,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas_service.controller import early_stop, pareto
+from nas_service.controller.batched_storage import BatchedStorage
 from nas_service.controller.latency import predict_latency
 from nas_service.controller.rewards import reward
 from nas_service.controller.scoring import Scorer, arch_hash, make_scorer
@@ -36,6 +42,7 @@ from search_spaces import Analysis, ArchSpec, analyze, encode, load_space
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 TrialHook = Callable[[TrialView], None]
+T = TypeVar("T")
 
 
 def now() -> datetime:
@@ -124,7 +131,9 @@ def reserve_trial(session: Session, job_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-RETRY = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+with warnings.catch_warnings():  # experimental since Optuna 2.8, and what workers have relied on since
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
 """Re-queues a lost trial's parameters as a waiting Optuna trial that remembers the first one's number."""
 
 
@@ -200,10 +209,19 @@ class RunContext:
     grace_s: float
     scorer: Scorer | None = None
     on_trial: TrialHook | None = None
+    refill: bool = True
+    """Refill a slot as soon as its trial ends (False: start slots in waves; only benchmarks want that)."""
 
 
 def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: False) -> bool:
-    """Run trials of one job in this process until no slot is left; True once the job is finished."""
+    """Run trials of one job in this process until none is left to start; True once the job is finished.
+
+    The spec's `training.concurrency` slots run trials side by side: threads sharing the study, the loaded
+    dataset and the cores, so one slot's Python-bound work (sampling, tracing the training step, int8 export)
+    overlaps another's kernels. A slot whose trial ends takes the sampler's next proposal at once, without
+    waiting for the others (with `ctx.refill` off, slots start together and wait for the slowest, the
+    benchmark's baseline). Each slot reserves its budget slot first, as separate workers do.
+    """
     with ctx.sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -214,20 +232,56 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
     study = open_study(ctx.storage, study_name, spec, seed)
     if spec.initial and not study.get_trials(deepcopy=False):
         enqueue_initial(study, spec)
-    objective = TrialObjective(ctx, job_id, spec)
-    while not stop():
+    objectives = [TrialObjective(ctx, job_id, spec) for _ in range(spec.training.concurrency)]
+    failed = threading.Event()
+
+    def reserve() -> bool:
+        if stop() or failed.is_set():
+            return False
         with ctx.sessions() as session:
-            reserved = reserve_trial(session, job_id)
-        if reserved:
-            try:
-                study.optimize(objective, n_trials=1, catch=(Exception,))
-            except Exception as exc:
-                if not (is_connection_lost(exc) and objective.tell_again(study)):
-                    raise
-            continue
-        with ctx.sessions() as session:
-            return settle_job(session, job_id, study, ctx.grace_s)
-    return False
+            return reserve_trial(session, job_id)
+
+    def slot(objective: TrialObjective) -> None:
+        try:
+            while reserve():
+                run_trial(study, objective)
+        except BaseException:
+            failed.set()  # the other slots finish their trial in flight, then stop
+            raise
+
+    try:
+        if len(objectives) == 1:
+            slot(objectives[0])
+        elif ctx.refill:
+            side_by_side(slot, objectives, ctx.worker)
+        else:
+            while wave := list(itertools.takewhile(lambda _: reserve(), objectives)):
+                side_by_side(lambda o: run_trial(study, o), wave, ctx.worker)
+    finally:
+        if isinstance(ctx.storage, BatchedStorage):  # no trial of it runs here now
+            ctx.storage.forget_study(ctx.storage.get_study_id_from_name(study_name))
+    if stop():
+        return False
+    with ctx.sessions() as session:
+        return settle_job(session, job_id, study, ctx.grace_s)
+
+
+def run_trial(study: optuna.Study, objective: TrialObjective) -> None:
+    """One trial of `objective` (its budget slot already reserved); a result Optuna could not record because
+    the database went away is told again once it is back."""
+    try:
+        study.optimize(objective, n_trials=1, catch=(Exception,))
+    except Exception as exc:
+        if not (is_connection_lost(exc) and objective.tell_again(study)):
+            raise
+
+
+def side_by_side(work: Callable[[T], None], items: list[T], worker: str) -> None:
+    """`work(item)` for every item, each in its own thread; the first error is raised once all have ended."""
+    with ThreadPoolExecutor(len(items), thread_name_prefix=f"{worker}-slot") as pool:
+        futures = [pool.submit(work, item) for item in items]
+    for future in futures:
+        future.result()
 
 
 class TrialObjective:

@@ -20,7 +20,16 @@ from latency_models import litert
 from latency_models.edgetpu_ops import OpDetails, cpu_fallback
 from nas_service.trainer.datasets import Dataset
 from nas_service.trainer.tflite_export import convert_int8, predict_int8
-from nas_service.trainer.training import Budget, EpochHook, TrainConfig, TrainResult, fit, resolve_dataset, scale_images
+from nas_service.trainer.training import (
+    KERAS_STATE,
+    Budget,
+    EpochHook,
+    TrainConfig,
+    TrainResult,
+    fit,
+    resolve_dataset,
+    scale_images,
+)
 from search_spaces.arch import ArchSpec
 
 if TYPE_CHECKING:
@@ -55,13 +64,9 @@ def train_and_export(arch: ArchSpec, dataset: str | Dataset, budget: Budget, out
                      config: TrainConfig | None = None, on_epoch: EpochHook | None = None,
                      ) -> tuple[TrainResult, ExportResult]:
     """Train `arch`, then export it to `out` and measure the int8 file (see `export_int8`)."""
-    import keras
-
-    try:
+    with KERAS_STATE.candidate():
         model, result = fit(arch, dataset, budget, seed=seed, config=config, on_epoch=on_epoch)
         exported = export_int8(model, resolve_dataset(dataset, arch.resolution), out, seed=seed)
-    finally:
-        keras.backend.clear_session()
     return result, exported
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,10 @@ from latency_models.litert import make_interpreter
 
 if TYPE_CHECKING:
     import keras
+
+_CONVERTING = threading.Lock()
+"""The converter's chatter is silenced through `sys.stdout` and the warning filters, which every thread shares:
+conversions by candidates trained side by side take turns, so each puts back what it found."""
 
 
 def convert_int8(model: keras.Model, representative: np.ndarray, num_samples: int = 100) -> bytes:
@@ -48,7 +53,7 @@ def convert_int8(model: keras.Model, representative: np.ndarray, num_samples: in
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with _CONVERTING, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         # the converter prints the saved-model signature, and warns about input statistics that the
         # representative dataset provides
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")

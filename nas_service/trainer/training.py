@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -117,18 +118,15 @@ def train(arch: ArchSpec, dataset: str | Dataset, budget: Budget, *, seed: int =
     The classifier is sized to the dataset's classes (the arch's class count is replaced), and the
     input resolution is the arch's. Call it as often as needed in one process.
     """
-    import keras
-
-    try:
+    with KERAS_STATE.candidate():
         _, result = fit(arch, dataset, budget, seed=seed, config=config, on_epoch=on_epoch)
-    finally:
-        keras.backend.clear_session()
     return result
 
 
 def fit(arch: ArchSpec, dataset: str | Dataset, budget: Budget, *, seed: int = 0, config: TrainConfig | None = None,
         on_epoch: EpochHook | None = None) -> tuple[keras.Model, TrainResult]:
-    """Like `train`, but also return the trained Keras model (for export); the caller clears the session."""
+    """Like `train`, but also return the trained Keras model. Wrap the call and the model's later use (export)
+    in `KERAS_STATE.candidate()`, so that no other thread clears Keras's state before the model is done with."""
     import keras
 
     from search_spaces.keras_builder import build_keras
@@ -141,19 +139,20 @@ def fit(arch: ArchSpec, dataset: str | Dataset, budget: Budget, *, seed: int = 0
         raise TrainingError(f"dataset {data.name!r} has {len(data.x_train)} training images, fewer than the batch "
                             f"size {config.batch_size}: expected a smaller batch size")
 
-    keras.backend.clear_session()
-    _seed_everything(seed)
-    model = build_keras(arch, dropout=config.dropout, bn_momentum=config.bn_momentum)
-    schedule = _OneCycle.create(config.peak_learning_rate, steps_per_epoch, config.warmup_epochs, budget.epochs)
-    model.compile(optimizer=_optimizer(config, schedule),
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"], jit_compile=False)
-    train_ds, test_ds = _pipelines(data, config, seed)
-    monitor = _monitor(budget, steps_per_epoch, schedule, on_epoch)
-    start = time.perf_counter()
-    with _without_graph_optimizer():
-        model.fit(train_ds, validation_data=test_ds, epochs=budget.epochs or 10_000, callbacks=[monitor], verbose=0,
-                  shuffle=False)
+    with KERAS_STATE.candidate():
+        _seed_everything(seed)
+        model = build_keras(arch, dropout=config.dropout, bn_momentum=config.bn_momentum)
+        schedule = _OneCycle.create(config.peak_learning_rate, steps_per_epoch, config.warmup_epochs,
+                                    budget.epochs)
+        model.compile(optimizer=_optimizer(config, schedule),
+                      loss=keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=["accuracy"], jit_compile=False)
+        train_ds, test_ds = _pipelines(data, config, seed)
+        monitor = _monitor(budget, steps_per_epoch, schedule, on_epoch)
+        start = time.perf_counter()
+        with KERAS_STATE.without_graph_optimizer():
+            model.fit(train_ds, validation_data=test_ds, epochs=budget.epochs or 10_000, callbacks=[monitor],
+                      verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
     epochs = len(monitor.accuracies)
     steady = monitor.train_seconds[1:] or monitor.train_seconds  # the first epoch also traces the step
@@ -165,22 +164,60 @@ def fit(arch: ArchSpec, dataset: str | Dataset, budget: Budget, *, seed: int = 0
         seed=seed, config=config)
 
 
-@contextlib.contextmanager
-def _without_graph_optimizer() -> Iterator[None]:
-    """Train with TensorFlow's graph optimizer (Grappler) off, then restore it for export.
+class _KerasProcessState:
+    """Process-wide state that candidates trained side by side (search slots are threads) must share.
 
-    Searches train small candidates for a few short epochs, where the first step (tracing plus Grappler's
-    rewrite of the training graph) costs as much as the epochs: on 2 cores a 45-layer candidate's first
-    step takes 20.5 s with Grappler and 13.7 s without, its later steps 209 and 200 ms.
+    `keras.backend.clear_session()` replaces Keras's global state for every thread, so it runs only when no
+    other candidate is being built, trained or exported. TensorFlow's graph optimizer (Grappler) is a process
+    option: it stays off while any candidate trains. Searches train small candidates for a few short epochs,
+    where the first step (tracing plus Grappler's rewrite of the training graph) costs as much as the epochs:
+    on 2 cores a 45-layer candidate's first step takes 20.5 s with Grappler and 13.7 s without, its later
+    steps 209 and 200 ms.
     """
-    import tensorflow as tf
 
-    before = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options({**before, "disable_meta_optimizer": False})
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._candidates = 0
+        self._fits = 0
+        self._options: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def candidate(self) -> Iterator[None]:
+        """Around everything done with one candidate's Keras model: a fresh Keras state when it is alone."""
+        import keras
+
+        with self._lock:
+            if self._candidates == 0:
+                keras.backend.clear_session()
+            self._candidates += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._candidates -= 1
+                if self._candidates == 0:
+                    keras.backend.clear_session()
+
+    @contextlib.contextmanager
+    def without_graph_optimizer(self) -> Iterator[None]:
+        """Around `model.fit`: Grappler off while any fit runs, restored (for export) after the last."""
+        import tensorflow as tf
+
+        with self._lock:
+            if self._fits == 0:
+                self._options = tf.config.optimizer.get_experimental_options()
+                tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+            self._fits += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._fits -= 1
+                if self._fits == 0:
+                    tf.config.optimizer.set_experimental_options({**self._options, "disable_meta_optimizer": False})
+
+
+KERAS_STATE = _KerasProcessState()
 
 
 def scale_images(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from nas_service.api import errors
+from nas_service.api.batching import LatencyBatcher
 from nas_service.api.cache import ResultsCache
 from nas_service.api.deps import AppContext
 from nas_service.api.fastpath import CachedResultsFastPath
@@ -64,11 +65,12 @@ class StaticAsset:
         return Response(body, media_type="text/javascript", headers=headers)
 
 
-def create_app(settings: Settings | None = None, *, cache_results: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, cache_results: bool = True, batch_latency: bool = True) -> FastAPI:
     """The API, the metrics endpoint and the dashboard over the database named by `settings`.
 
     The database must already be migrated (`nas serve` and the compose `migrate` service do that).
-    `cache_results=False` recomputes every read of a job's results (a benchmark baseline).
+    `cache_results=False` recomputes every read of a job's results, `batch_latency=False` prices every latency
+    total on its own (benchmark baselines).
     """
     settings = settings or Settings()
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
@@ -84,7 +86,8 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True) 
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.ctx = AppContext(settings=settings, engine=engine, sessions=session_factory(engine),
-                               results=ResultsCache(enabled=cache_results))
+                               results=ResultsCache(enabled=cache_results),
+                               latency=LatencyBatcher(enabled=batch_latency))
     metrics = Metrics(app.state.ctx.sessions)
     errors.install(app)
     for module in (health, jobs, catalog, latency):

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from nas_service.api.batching import LatencyBatcher
 from nas_service.api.cache import ResultsCache, SingleFlight
 from nas_service.config import Settings
 from nas_service.services import tokens
@@ -68,6 +69,7 @@ class AppContext:
     sessions: sessionmaker[Session]
     token_cache: TokenCache = field(default_factory=TokenCache)
     results: ResultsCache = field(default_factory=ResultsCache)
+    latency: LatencyBatcher = field(default_factory=LatencyBatcher)
 
 
 async def context(request: Request) -> AppContext:

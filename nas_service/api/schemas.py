@@ -97,6 +97,12 @@ class LatencyOut(Out):
     arch: str | None = None
 
 
+class LatencyTotalOut(Out):
+    arch: str
+    device: str
+    total_ms: float
+
+
 class JobOut(Out):
     id: int
     name: str | None

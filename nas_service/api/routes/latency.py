@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 import latency_models
-from nas_service.api.deps import AUTH_RESPONSES, User
+from nas_service.api.deps import AUTH_RESPONSES, Ctx, User
 from nas_service.api.errors import PayloadTooLargeError
-from nas_service.api.schemas import BAD_BODY, ErrorOut, LatencyOut, LatencyRequest
+from nas_service.api.schemas import BAD_BODY, ErrorOut, LatencyOut, LatencyRequest, LatencyTotalOut
 from search_spaces import decode, encode, reference, reference_names
 
 router = APIRouter(prefix="/latency", tags=["latency"], responses=AUTH_RESPONSES)
@@ -34,6 +34,16 @@ def predict_arch(body: LatencyRequest, user: User) -> LatencyOut:
     arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
     estimate = latency_models.predict(arch, body.device)
     return LatencyOut.model_validate({**estimate.to_dict(), "arch": encode(arch)})
+
+
+@router.post("/total", response_model=LatencyTotalOut, responses=BAD_BODY)
+async def predict_total(body: LatencyRequest, user: User, ctx: Ctx) -> LatencyTotalOut:
+    """Predicted total latency only, for clients pricing many architectures: concurrent calls are priced
+    together in one vectorised batch per device, after waiting at most 2 ms for others to join."""
+    arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
+    latency_models.load_profile(body.device)  # an unknown device fails here, not its batch
+    total = await ctx.latency.total_ms(arch, body.device)
+    return LatencyTotalOut(arch=encode(arch), device=body.device, total_ms=total)
 
 
 @router.post("/predict-tflite", response_model=LatencyOut, max_body_size=MAX_TFLITE_BYTES + MULTIPART_SLACK, responses={

@@ -1,0 +1,108 @@
+"""Trials per hour of the default job with K candidates in flight per worker: slots refilled as each trial ends,
+against one at a time (sequential) and K slots started in waves that wait for their slowest member.
+
+Each mode runs the default job (`examples/fashion_edgetpu.yaml`: real training, int8 export) with the same
+seed, `--trials` trials and no wall-clock limit, on a fresh SQLite database, in this process. Printed as JSON
+lines: per mode the trials, seconds and trials per hour (all trials, and trained ones), then the speed-up of
+each K mode over sequential and, for architectures trained both sequentially and in slots, how far their
+accuracies differ (points). `--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
+
+    .venv/bin/python bench/continuous_batching.py [--trials 40] [--slots 2] [--modes sequential,refill,waves]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_JOB = ROOT / "examples" / "fashion_edgetpu.yaml"
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps({"bench": "continuous_batching", **fields}), flush=True)
+
+
+def run_mode(mode: str, slots: int, trials: int) -> dict[str, Any]:
+    from nas_service.config import Settings
+    from nas_service.db import Candidate, Trial
+    from nas_service.services import jobs
+    from nas_service.spec import load_spec_file
+    from nas_service.worker import Worker
+
+    base = load_spec_file(DEFAULT_JOB)
+    spec = base.model_copy(update={
+        "budget": base.budget.model_copy(update={"trials": trials, "wall_seconds": None}),
+        "training": base.training.model_copy(update={"concurrency": 1 if mode == "sequential" else slots})})
+    with tempfile.TemporaryDirectory(prefix=f"nas-batching-{mode}-") as tmp:
+        worker = Worker(Settings(database_url=f"sqlite:///{tmp}/nas.db", artifacts_dir=Path(tmp) / "artifacts"),
+                        name="local", refill=mode != "waves")
+        with worker.sessions() as session:
+            job_id = jobs.create_job(session, spec).id
+        start = time.perf_counter()
+        worker.run(job_id=job_id, exit_when_idle=True)
+        seconds = time.perf_counter() - start
+        with worker.sessions() as session:
+            rows = session.execute(sa.select(Trial.state, Candidate.arch, Candidate.accuracy)
+                                   .join(Candidate, Candidate.id == Trial.candidate_id, isouter=True)
+                                   .where(Trial.job_id == job_id)).all()
+        worker.close()
+    states = [state for state, _, _ in rows]
+    trained = {arch: accuracy for state, arch, accuracy in rows if state in ("complete", "stopped")}
+    result = {"mode": mode, "slots": 1 if mode == "sequential" else slots, "trials": len(rows),
+              "trained": sum(s in ("complete", "stopped") for s in states), "states": dict(
+                  (s, states.count(s)) for s in sorted(set(states))),
+              "seconds": round(seconds, 1), "trials_per_hour": round(3600 * len(rows) / seconds, 1),
+              "trained_per_hour": round(3600 * len(trained) / seconds, 1),
+              "load_average_1m": round(os.getloadavg()[0], 2)}
+    emit(**result)
+    return {**result, "accuracies": trained}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--modes", default="sequential,refill,waves")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if args.device == "gpu" and not gpus:
+        emit(device="gpu", skipped="no GPU visible to TensorFlow on this machine")
+        sys.exit(0)
+    if args.device == "cpu" or not gpus:
+        tf.config.set_visible_devices([], "GPU")
+    emit(device="gpu" if gpus and args.device != "cpu" else "cpu", gpus=len(gpus), cores=os.cpu_count(),
+         trials=args.trials, slots=args.slots)
+    results = {mode: run_mode(mode, args.slots, args.trials) for mode in args.modes.split(",")}
+    sequential = results.get("sequential")
+    if sequential is None:
+        return
+    for mode, result in results.items():
+        if mode == "sequential":
+            continue
+        common = sorted(set(sequential["accuracies"]) & set(result["accuracies"]))
+        gaps = [abs(sequential["accuracies"][a] - result["accuracies"][a]) * 100 for a in common]
+        emit(mode=mode, speedup_vs_sequential=round(sequential["seconds"] / result["seconds"] * result["trials"]
+                                                    / max(sequential["trials"], 1), 2),
+             same_architectures=len(common), accuracy_gap_points_median=round(statistics.median(gaps), 2)
+             if gaps else None, accuracy_gap_points_max=round(max(gaps), 2) if gaps else None)
+    if {"refill", "waves"} <= set(results):
+        emit(refill_over_waves=round(results["waves"]["seconds"] / results["refill"]["seconds"]
+                                     * results["refill"]["trials"] / max(results["waves"]["trials"], 1), 2))
+
+
+if __name__ == "__main__":
+    main()

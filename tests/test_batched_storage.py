@@ -53,3 +53,30 @@ def test_parameters_of_a_trial_told_without_attributes_and_incompatible_distribu
     trial.suggest_categorical("x", ["a", "b"])  # stored as a float: incompatible
     with pytest.raises(ValueError):
         trial.set_user_attr("k", 1)
+
+
+def test_an_enqueued_trial_is_started_once_however_many_ask_at_once(db_url: str) -> None:
+    """Search slots ask for trials side by side: a warm start waiting in the queue goes to exactly one of them
+    (on SQLite two used to start it, and the second's trial row collided with the first's)."""
+    import threading
+
+    quiet_optuna()
+    storage = _storage(db_url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    for round_ in range(5):
+        study.enqueue_trial({"x": round_ / 10})
+        start = threading.Barrier(6)
+        drawn: list[float] = []
+
+        def ask(start: threading.Barrier, drawn: list[float]) -> None:
+            start.wait()
+            trial = study.ask()
+            drawn.append(trial.suggest_float("x", 0, 1))
+            study.tell(trial, 0.0)
+
+        threads = [threading.Thread(target=ask, args=(start, drawn)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(drawn) == 6 and drawn.count(round_ / 10) == 1, drawn

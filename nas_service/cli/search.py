@@ -72,6 +72,8 @@ def search(
     trials: Annotated[int | None, typer.Option(help="Trial budget (default 20).")] = None,
     wall_seconds: Annotated[float | None, typer.Option(help="Wall-time budget in seconds.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs per candidate (default 3).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Candidates trained side by side, each slot refilled "
+                                                    "as soon as its trial ends (default 1).")] = None,
     scorer: Annotated[str | None, typer.Option(help="train (real training) or estimate (cheap estimator).")] = None,
     sampler: Annotated[str | None, typer.Option(help="nsga2, tpe or random.")] = None,
     objective: Annotated[list[str] | None, typer.Option(help="Extra objective to minimise: params, model_bytes.")]
@@ -92,7 +94,8 @@ def search(
     """Run a whole search in this process and print its Pareto front."""
     flags = {"space": space, "dataset": dataset, "device": device, "resolution": resolution,
              "budget.trials": trials, "budget.wall_seconds": wall_seconds, "training.epochs": epochs,
-             "training.scorer": scorer, "sampler": sampler, "constraints.max_latency_ms": max_latency_ms,
+             "training.concurrency": concurrency, "training.scorer": scorer, "sampler": sampler,
+             "constraints.max_latency_ms": max_latency_ms,
              "constraints.max_params": max_params, "constraints.max_model_bytes": max_model_bytes,
              "target.latency_ms": target_ms, "target.reward": reward, "seed": seed, "name": name,
              "initial": tuple(initial) if initial else None,

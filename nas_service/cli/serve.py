@@ -8,10 +8,12 @@ would on other machines (`--workers 0` when workers are started elsewhere, e.g. 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -43,10 +45,17 @@ def serve(
     where = "in-process" if is_sqlite(settings.database_url) else "as processes"
     console.print(f"dashboard: http://{host}:{port}/  API docs: http://{host}:{port}/api/v1/docs  "
                   f"workers: {workers} {where}", highlight=False)
+    signal.signal(signal.SIGTERM, _exit_through_finally)
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
     finally:
         stop_workers()
+
+
+def _exit_through_finally(signum: int, frame: FrameType | None) -> None:
+    """uvicorn shuts down on SIGTERM and then raises the signal again: with the default action this process
+    died there, leaving its worker processes running on as orphans. Exiting by exception stops them first."""
+    raise SystemExit(128 + signum)
 
 
 def _start_workers(settings: Settings, count: int) -> Callable[[], None]:

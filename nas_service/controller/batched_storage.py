@@ -204,10 +204,13 @@ class BatchedStorage(_CachedStorage):
 
     def set_trial_state_values(self, trial_id: int, state: TrialState,
                                values: Sequence[float] | None = None) -> bool:
-        """Optuna's own update (row lock, values, state, timestamps), with the pending writes in its transaction."""
+        """Optuna's own update (row lock, values, state, timestamps), with the pending writes in its transaction;
+        starting a waiting trial is `_claim_waiting`."""
         backend = self._backend
         try:
             with _create_scoped_session(backend.scoped_session) as session:
+                if state == TrialState.RUNNING:
+                    return self._claim_waiting(session, trial_id)
                 trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
                 backend.check_trial_is_updatable(trial_id, TrialState(trial.state))
                 self._write_pending(session, trial_id, trial)
@@ -220,11 +223,7 @@ class BatchedStorage(_CachedStorage):
                 else:
                     for objective, value in enumerate(values or ()):
                         backend._set_trial_value_without_commit(session, trial, objective, value)
-                if state == TrialState.RUNNING and trial.state != TrialState.WAITING:
-                    return False
                 trial.state = state
-                if state == TrialState.RUNNING:
-                    trial.datetime_start = datetime.now()
                 if state.is_finished():
                     trial.datetime_complete = datetime.now()
         except sa.exc.IntegrityError:
@@ -234,6 +233,18 @@ class BatchedStorage(_CachedStorage):
             with self._lock:
                 self._own.pop(trial_id, None)
         return True
+
+    @staticmethod
+    def _claim_waiting(session: Any, trial_id: int) -> bool:
+        """Start a waiting (enqueued) trial if no one else has: one conditional UPDATE. Optuna reads the state
+        and then writes it, relying on FOR UPDATE, which SQLite ignores: two slots or workers asking at once
+        both started the same warm start there."""
+        claimed = session.execute(sa.update(models.TrialModel)
+                                  .where(models.TrialModel.trial_id == trial_id,
+                                         models.TrialModel.state == TrialState.WAITING)
+                                  .values(state=TrialState.RUNNING, datetime_start=datetime.now())
+                                  .execution_options(synchronize_session=False))
+        return bool(claimed.rowcount == 1)
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
         """A running trial of this process from memory, any other with one query of the attribute table

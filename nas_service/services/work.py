@@ -1,10 +1,12 @@
 """Running jobs: claiming them, budgeting their trials across workers, and the objective each trial runs.
 
-Several processes may work on one job at once; they share its Optuna study and coordinate through
-the job row: a trial starts only after `reserve_trial` wins a slot with one conditional UPDATE, so
-the trial budget holds however many workers there are. A worker killed mid-trial leaves a running
-trial whose heartbeat goes stale; whichever worker next runs `fail_stale_trials` marks it failed,
-gives its slot back and re-queues its parameters (Optuna's `RetryHeartbeatStaleTrialCallback`).
+Several processes, each with `training.concurrency` slots, may work on one job at once; they share its
+Optuna study and coordinate through the job row: a trial starts only after `reserve_trial` wins a slot
+with one conditional UPDATE, so the trial budget holds however many workers and slots there are. A
+worker killed mid-trial leaves a running trial whose heartbeat goes stale; whichever worker next runs
+`fail_stale_trials` marks it failed, gives its slot back and re-queues its parameters (Optuna's
+`RetryHeartbeatStaleTrialCallback`). A trial cut short by a lost database connection is re-queued the
+same way by its own worker, which waits the outage out.
 """
 
 from __future__ import annotations
@@ -131,10 +133,11 @@ def reserve_trial(session: Session, job_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-with warnings.catch_warnings():  # experimental since Optuna 2.8, and what workers have relied on since
+# Re-queues a lost trial's parameters as a waiting Optuna trial that remembers the first one's number
+# (experimental since Optuna 2.8, and what workers have relied on since).
+with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
-"""Re-queues a lost trial's parameters as a waiting Optuna trial that remembers the first one's number."""
 
 
 def release_trial(session: Session, job_id: int, number: int, reason: str) -> bool:

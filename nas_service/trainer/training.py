@@ -140,8 +140,8 @@ def fit(arch: ArchSpec, dataset: str | Dataset, budget: Budget, *, seed: int = 0
                             f"size {config.batch_size}: expected a smaller batch size")
 
     with KERAS_STATE.candidate():
-        _seed_everything(seed)
-        model = build_keras(arch, dropout=config.dropout, bn_momentum=config.bn_momentum)
+        with KERAS_STATE.seeded(seed):
+            model = build_keras(arch, dropout=config.dropout, bn_momentum=config.bn_momentum)
         schedule = _OneCycle.create(config.peak_learning_rate, steps_per_epoch, config.warmup_epochs,
                                     budget.epochs)
         model.compile(optimizer=_optimizer(config, schedule),
@@ -177,6 +177,7 @@ class _KerasProcessState:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._building = threading.Lock()
         self._candidates = 0
         self._fits = 0
         self._options: dict[str, Any] = {}
@@ -197,6 +198,14 @@ class _KerasProcessState:
                 self._candidates -= 1
                 if self._candidates == 0:
                     keras.backend.clear_session()
+
+    @contextlib.contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
+        """Around building a model: Keras draws initial weights and dropout seeds from process-wide random state,
+        so candidates are seeded and built one at a time, and one built beside others starts where it would alone."""
+        with self._building:
+            _seed_everything(seed)
+            yield
 
     @contextlib.contextmanager
     def without_graph_optimizer(self) -> Iterator[None]:

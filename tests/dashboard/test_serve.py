@@ -42,6 +42,27 @@ def test_serve_starts_worker_processes_on_postgres(postgres_url: str, tmp_path: 
         job, trials = run_job(served)
     assert job["status"] == "completed" and len(trials) == 5
     assert all(not t["worker"].startswith("serve-") for t in trials)  # `nas worker` processes: host:pid
+    assert others_connected(postgres_url) == 0  # a stopped server leaves no worker running on the database
+
+
+def others_connected(url: str) -> int:
+    """Sessions on `url`'s database other than this one, a few seconds after its users were told to stop."""
+    import time
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        for _ in range(50):
+            with engine.connect() as conn:
+                count = conn.scalar(sa.text("SELECT count(*) FROM pg_stat_activity "
+                                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            if count == 0:
+                break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    return int(count or 0)
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -95,3 +95,26 @@ def test_bad_budgets_are_rejected(kwargs: dict[str, float], message: str) -> Non
 def test_unknown_optimizer_is_rejected() -> None:
     with pytest.raises(TrainingError, match="optimizer 'rmsprop' is unknown"):
         TrainConfig(optimizer="rmsprop")
+
+
+def test_candidates_trained_side_by_side_match_training_alone(exported: tuple[TrainResult, object, Path],
+                                                              tmp_path: Path) -> None:
+    """Search slots are threads: two candidates trained and exported at once keep their own weights, optimiser
+    state and seed, reaching what each reaches alone (the fixture trained TINY alone with the same seed), and
+    the process's stdout survives their conversions."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nas_service.trainer.export import train_and_export
+
+    alone, report, _ = exported
+    other = decode("r16_n10/cn_k3_s2_c16_relu/ir_k3_s2_e2_c24_relu/head_relu")
+    stdout = sys.stdout
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(train_and_export, arch, "digits", Budget(epochs=3), tmp_path / f"{i}.tflite", seed=1)
+                for i, arch in enumerate((TINY, other))]
+        (tiny, tiny_report), (second, _) = (run.result() for run in runs)
+    assert abs(tiny.accuracy - alone.accuracy) <= 0.02  # seed noise: 7 of the 360 test images
+    assert abs(tiny_report.int8_accuracy - report.int8_accuracy) <= 0.02  # type: ignore[attr-defined]
+    assert second.accuracy > 0.5 and second.arch == str(other)
+    assert sys.stdout is stdout

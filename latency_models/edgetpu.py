@@ -51,6 +51,8 @@ class _Terms:
     """Per-layer terms of a batch of tables (rows concatenated), and per-table sums."""
 
     layer_ms: np.ndarray  # compute + synchronous streaming on the TPU, host time on the CPU, 0 when free
+    compute_ms: np.ndarray  # compute on the TPU
+    prefetch_ms: np.ndarray  # link time of the weights prefetched while earlier layers compute
     memory_bound: np.ndarray
     streamed: np.ndarray
     on_cpu: np.ndarray
@@ -101,10 +103,27 @@ def _terms(batch: TableBatch, profile: DeviceProfile) -> _Terms:
         return summed
 
     tpu_compute = per_table(compute)
-    hidden_excess = np.maximum(c["ms_per_mb_prefetch"] * per_table(prefetched) * 1e-6 - tpu_compute, 0.0)
+    prefetch_ms = c["ms_per_mb_prefetch"] * prefetched * 1e-6
+    hidden_excess = np.maximum(per_table(prefetch_ms) - tpu_compute, 0.0)
     io_ms = c["overhead_ms"] + c["ms_per_mb_prefetch"] * batch.input_bytes * 1e-6
     total = io_ms + per_table(layer_ms) + hidden_excess
-    return _Terms(layer_ms, (sync_ms > compute) & on_tpu, streamed, on_cpu, first_cpu, hidden_excess, io_ms, total)
+    return _Terms(layer_ms, compute, prefetch_ms, (sync_ms > compute) & on_tpu, streamed, on_cpu, first_cpu,
+                  hidden_excess, io_ms, total)
+
+
+def running_totals(table: LayerTable, profile: DeviceProfile) -> np.ndarray:
+    """Element k-1: the total ms of the table's first k layers run as a network of their own (as
+    `batch_totals` prices that prefix), for every k in one pass: what a pipeline segment starting at
+    the table's first layer costs for each place it could stop."""
+    terms = _terms(TableBatch.of([table]), profile)
+    hidden = np.maximum(np.cumsum(terms.prefetch_ms) - np.cumsum(terms.compute_ms), 0.0)
+    totals: np.ndarray = terms.io_ms[0] + np.cumsum(terms.layer_ms) + hidden
+    return totals
+
+
+def first_cpu_layer(table: LayerTable, profile: DeviceProfile) -> int:
+    """The index of the first layer the host CPU runs (the table's length when the TPU runs them all)."""
+    return int(_terms(TableBatch.of([table]), profile).first_cpu[0])
 
 
 def batch_totals(batch: TableBatch, profile: DeviceProfile) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from latency_models import edgetpu_ops
-from search_spaces.analysis import Layer
+from search_spaces.analysis import Layer, layer_inputs
 
 COMPUTE, ELEMENTWISE, FREE, UNMODELED = 0, 1, 2, 3
 OTHER, CONV, DEPTHWISE, DENSE = 0, 1, 2, 3
@@ -151,8 +151,15 @@ class LayerTable:
     activations: tuple[str | None, ...]
     rows: np.ndarray
     input_bytes: int
+    inputs: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
+    """Per layer, the layers whose outputs it reads (-1: the network's input): where it can be cut."""
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """Per-profile results of the device models, so a table is priced once per profile."""
+
+    def part(self, start: int, stop: int, input_bytes: int) -> LayerTable:
+        """Layers `start` to `stop` (excluded) as a network of their own, fed `input_bytes` by the host."""
+        return LayerTable(self.names[start:stop], self.ops[start:stop], self.activations[start:stop],
+                          self.rows[start:stop], input_bytes)
 
     def column(self, index: int) -> np.ndarray:
         return self.rows[:, index]
@@ -197,7 +204,8 @@ def layer_table(layers: tuple[Layer, ...]) -> LayerTable:
                         la.activation, la.macs) for la in layers]
     input_bytes = _size(layers[0].input_shape) if layers else 0
     return LayerTable(tuple(la.name for la in layers), tuple(la.op for la in layers),
-                      tuple(la.activation for la in layers), rows_from_specs(specs_array(specs)), input_bytes)
+                      tuple(la.activation for la in layers), rows_from_specs(specs_array(specs)), input_bytes,
+                      tuple(layer_inputs(layers)))
 
 
 @dataclass(frozen=True)

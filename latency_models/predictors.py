@@ -17,11 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from latency_models import arch_rows, cpu, edgetpu
+from latency_models import arch_rows, cpu, edgetpu, segment
 from latency_models.errors import ModelFileError, UnmodeledOpError
 from latency_models.estimate import LatencyEstimate
 from latency_models.features import LayerTable, TableBatch, layer_table
-from latency_models.profiles import DeviceProfile, load_profile
+from latency_models.profiles import PIPELINE_KIND, DeviceProfile, load_profile
 from search_spaces import ArchSpec, analyze, decode, reference, reference_names
 from search_spaces.analysis import Layer
 
@@ -44,6 +44,7 @@ def register_kind(kind: str, predictor: Any) -> None:
 
 register_kind("edgetpu", edgetpu)
 register_kind("cpu", cpu)
+register_kind(PIPELINE_KIND, segment)
 
 
 _TABLES: dict[int, LayerTable] = {}
@@ -149,6 +150,8 @@ def predict_total_ms(models: Iterable[Any], device: str = "edgetpu_usb") -> list
     models = list(models)
     if not models:
         return []
+    if getattr(_KINDS[profile.kind], "NEEDS_TABLES", False):
+        return [_KINDS[profile.kind].estimate(table_of(m), profile).total_ms for m in models]
     totals: Callable[[TableBatch, DeviceProfile], np.ndarray] = _KINDS[profile.kind].batch_totals
     result: list[float] = totals(predict_batch(models), profile).tolist()
     return result

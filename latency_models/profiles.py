@@ -64,14 +64,36 @@ def read_profile(path: Path) -> DeviceProfile:
                          data.get("fit", {}))
 
 
+PIPELINES = {"edgetpu_usb": (2, 4)}
+"""Hosts with several Edge TPUs of a kind (USB Accelerators: several plug into one host), by device count.
+`<base>_x<N>` prices a network cut into N pipeline segments (`latency_models.segment`, latency strategy)
+by its end-to-end latency; `<base>_x<N>_pipelined` by its slowest stage, the time per inference when the
+pipeline is kept full (1 / throughput)."""
+PIPELINE_KIND = "edgetpu_pipeline"
+
+
 def profile_names() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
+    files = sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
+    return sorted([*files, *(f"{base}_x{n}{suffix}" for base, counts in PIPELINES.items() for n in counts
+                             for suffix in ("", "_pipelined"))])
 
 
 @cache
 def load_profile(name: str) -> DeviceProfile:
     """The packaged profile of device `name`."""
     path = PROFILE_DIR / f"{name}.json"
-    if not path.is_file():
-        raise UnknownDeviceError(f"unknown device {name!r}: expected one of {', '.join(profile_names())}")
-    return read_profile(path)
+    if path.is_file():
+        return read_profile(path)
+    for base, counts in PIPELINES.items():
+        for n in counts:
+            for suffix, measure in (("", "end_to_end"), ("_pipelined", "slowest_stage")):
+                if name == f"{base}_x{n}{suffix}":
+                    return _pipeline(load_profile(base), name, n, measure)
+    raise UnknownDeviceError(f"unknown device {name!r}: expected one of {', '.join(profile_names())}")
+
+
+def _pipeline(base: DeviceProfile, name: str, devices: int, measure: str) -> DeviceProfile:
+    what = "end-to-end latency" if measure == "end_to_end" else "slowest stage (1 / throughput)"
+    return DeviceProfile(name, PIPELINE_KIND, f"{devices} x {base.description}, a network cut into {devices} "
+                         f"pipeline segments; priced by its {what}", base.constants,
+                         {**base.fixed, "devices": devices, "measure": measure}, base.fit)

@@ -7,7 +7,7 @@ an int8 TFLite file keeps (batch-norm folded into the convolution as a bias).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from search_spaces.arch import ArchSpec, Block
 
@@ -27,6 +27,9 @@ class Layer:
     batch_norm: bool = False
     activation: str | None = None
     macs: int = 0
+    inputs: tuple[int, ...] | None = field(default=None, compare=False)
+    """Indices of the layers whose outputs this layer reads (-1: the network's input); None: the previous
+    layer's alone. Where a network can be cut into segments depends on it (`latency_models.segment`)."""
 
     @property
     def out_channels(self) -> int:
@@ -43,6 +46,11 @@ class Layer:
         """Parameters after folding batch-norm into the layer's bias, as in a TFLite file."""
         c = self.out_channels
         return self.weights + (c if self.bias or self.batch_norm else 0)
+
+
+def layer_inputs(layers: tuple[Layer, ...]) -> list[tuple[int, ...]]:
+    """Every layer's `inputs`, a chain's spelled out."""
+    return [layer.inputs if layer.inputs is not None else (i - 1,) for i, layer in enumerate(layers)]
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,11 @@ class _Walker:
         self.shape: tuple[int, ...] = (resolution, resolution, 3)
         self.layers: list[Layer] = []
 
+    @property
+    def last(self) -> int:
+        """The layer that produced the current tensor (-1: the network's input)."""
+        return len(self.layers) - 1
+
     def _emit(self, name: str, op: str, out: tuple[int, ...], **kw: object) -> None:
         self.layers.append(Layer(name, op, self.shape, out, **kw))  # type: ignore[arg-type]
         self.shape = out
@@ -129,7 +142,7 @@ class _Walker:
         self._emit(name, "fully_connected", (units,), weights=weights, bias=True, activation=act, macs=weights)
 
     def squeeze_excite(self, name: str, channels: int, act: str) -> None:
-        feature = self.shape
+        feature, producer = self.shape, self.last
         c = feature[-1]
         inner, gate = ("swish", "sigmoid") if act == "swish" else ("relu", "hard_sigmoid")
         self.pool(f"{name}.pool")
@@ -137,10 +150,10 @@ class _Walker:
         self.conv(f"{name}.reduce", 1, 1, channels, inner, bn=False, bias=True)
         self.conv(f"{name}.expand", 1, 1, c, gate, bn=False, bias=True)
         self.shape = feature
-        self._emit(f"{name}.mul", "mul", feature)
+        self._emit(f"{name}.mul", "mul", feature, inputs=(producer, self.last))
 
     def block(self, name: str, block: Block, stride: int) -> None:
-        c_in = self.shape[-1]
+        c_in, block_input = self.shape[-1], self.last
         act = block.activation
         if block.type == "cn":
             self.conv(name, block.kernel, stride, block.out_channels, act)
@@ -162,4 +175,4 @@ class _Walker:
             self.squeeze_excite(f"{name}.se", block.se_channels(c_in), act)
         self.conv(f"{name}.project", 1, 1, block.out_channels, None)
         if block.has_residual(c_in, stride):
-            self._emit(f"{name}.add", "add", self.shape)
+            self._emit(f"{name}.add", "add", self.shape, inputs=(block_input, self.last))

@@ -50,6 +50,15 @@ def test_arch_keras_and_tflite_agree_within_one_percent(candidate: Any, keras_mo
         assert other_params == pytest.approx(params, rel=0.01)
 
 
+def test_arch_and_keras_read_the_same_graph(candidate: Any, keras_model: Any) -> None:
+    """Which layers each layer reads (residual adds, squeeze-excite multiplies): where a network may be cut."""
+    from search_spaces.analysis import layer_inputs
+
+    arch_graph = layer_inputs(analyze(candidate).layers)
+    assert layer_inputs(read_layers(keras_model)) == arch_graph
+    assert any(len(inputs) == 2 for inputs in arch_graph)  # mobilenet_v3_small has residuals and squeeze-excite
+
+
 def test_tflite_estimate_is_close_to_the_arch_estimate(candidate: Any, tflite_path: Path) -> None:
     from_arch, from_file = predict(candidate), predict(tflite_path)
     assert from_file.unmodeled_ops == ()

@@ -32,7 +32,10 @@ def read_keras(model: Any) -> tuple[Layer, ...]:
     reader = _Reader()
     for op in model.operations:
         reader.visit(op)
-    return tuple(layer for layer in reader.layers if layer is not None)
+    kept = {old: new for new, old in enumerate(i for i, la in enumerate(reader.layers) if la is not None)}
+    kept[-1] = -1
+    return tuple(dataclasses.replace(la, inputs=tuple(kept[i] for i in la.inputs or ()))
+                 for la in reader.layers if la is not None)
 
 
 def _shape(tensor: Any) -> tuple[int, ...]:
@@ -71,16 +74,16 @@ class _Reader:
             if self._fuse(inputs[0], lambda la: la.op in _FUSABLE and not la.batch_norm and la.activation is None,
                           lambda la: dataclasses.replace(la, batch_norm=True), out):
                 return
-            self._emit(out, Layer(op.name, "mul", in_shape, out_shape, batch_norm=True))
+            self._emit(out, Layer(op.name, "mul", in_shape, out_shape, batch_norm=True), inputs)
             return
         if kind in ("ReLU", "Activation", "Softmax"):
             act = self._activation(op, kind)
             if self._fuse(inputs[0], lambda la: la.activation is None and la.op not in ("concatenation",),
                           lambda la: dataclasses.replace(la, activation=act), out):
                 return
-            self._emit(out, Layer(op.name, act or "identity", in_shape, out_shape))
+            self._emit(out, Layer(op.name, act or "identity", in_shape, out_shape), inputs)
             return
-        layer = self._layer(op, kind, in_shape, out_shape)
+        layer = dataclasses.replace(self._layer(op, kind, in_shape, out_shape), inputs=self._producers(inputs))
         if layer.op in ("conv2d", "depthwise_conv2d"):
             layer = self._fold_padding(inputs[0], layer)
         act = _activation_name(getattr(op, "activation", None)) if hasattr(op, "activation") else None
@@ -115,9 +118,15 @@ class _Reader:
         if pad is None or pad.op != "pad":
             return conv
         self.layers[index] = None
-        return dataclasses.replace(conv, input_shape=pad.input_shape)
+        return dataclasses.replace(conv, input_shape=pad.input_shape, inputs=pad.inputs)
 
-    def _emit(self, out: Any, layer: Layer) -> None:
+    def _producers(self, tensors: list[Any]) -> tuple[int, ...]:
+        """The indices of the layers that produced `tensors` (-1: the model's input)."""
+        return tuple(self.producer.get(id(t), -1) for t in tensors)
+
+    def _emit(self, out: Any, layer: Layer, inputs: list[Any] | None = None) -> None:
+        if inputs is not None:
+            layer = dataclasses.replace(layer, inputs=self._producers(inputs))
         self.layers.append(layer)
         self.producer[id(out)] = len(self.layers) - 1
 

@@ -8,6 +8,7 @@ cost; unknown ops keep their TFLite name in lower case and predictors report the
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,13 @@ def read_tflite(model: str | Path | bytes) -> tuple[Layer, ...]:
         interpreter = litert.make_interpreter(model)
         ops = litert.ops(interpreter)
         tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+        network_inputs = {d["index"] for d in interpreter.get_input_details()}
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"TFLite model {where} cannot be loaded: {exc}") from None
-    return tuple(_layer(op, tensors) for op in ops)
+    producer = {int(t): i for i, op in enumerate(ops) for t in op["outputs"]}
+    return tuple(dataclasses.replace(_layer(op, tensors), inputs=tuple(
+        producer.get(int(t), -1) for t in op["inputs"] if int(t) in producer or int(t) in network_inputs))
+        for op in ops)
 
 
 def _shape(tensor: dict[str, Any]) -> tuple[int, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -95,6 +95,43 @@ class LatencyOut(Out):
     unmodeled_ops: list[str]
     layers: list[LayerLatencyOut]
     arch: str | None = None
+
+
+class SegmentRequest(LatencyRequest):
+    devices: int = Field(2, ge=1, le=8, description="Edge TPUs to pipeline the network over.")
+    strategy: Literal["latency", "params", "end_to_end"] = Field(
+        "latency", description="latency: the slowest stage as fast as it can be (throughput); params: equal "
+                               "parameter bytes, as edgetpu_compiler --num_segments cuts; end_to_end: the "
+                               "stages' sum as small as it can be.")
+
+
+class SegmentOut(Out):
+    index: int
+    start: int
+    stop: int
+    first_layer: str
+    last_layer: str
+    param_bytes: int
+    cached_param_bytes: int
+    streamed_param_bytes: int
+    input_bytes: int
+    output_bytes: int
+    handoff_ms: float
+    latency_ms: float
+    cpu_fallback_ops: list[str]
+
+
+class SegmentationOut(Out):
+    arch: str
+    device: str
+    profile_version: str
+    devices: int
+    strategy: str
+    end_to_end_ms: float
+    slowest_stage_ms: float
+    throughput_per_s: float
+    cut_after: list[str]
+    segments: list[SegmentOut]
 
 
 class LatencyTotalOut(Out):

@@ -62,6 +62,56 @@ def devices_cmd() -> None:
     make_console().print(table)
 
 
+@latency_app.command("segment")
+def segment_cmd(
+    thing: Annotated[str, typer.Argument(help=THING_HELP)],
+    devices: Annotated[int, typer.Option(min=1, max=64, help="Edge TPUs to pipeline THING over.")] = 2,
+    strategy: Annotated[str, typer.Option(help="latency: the slowest stage as fast as it can be (throughput); "
+                                          "params: equal parameter bytes, as edgetpu_compiler --num_segments; "
+                                          "end_to_end: the smallest sum of stages.")] = "latency",
+    device: Annotated[str, typer.Option(help="The Edge TPU profile of each device.")] = "edgetpu_usb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the segmentation as JSON.")] = False,
+    split_to: Annotated[Path | None, typer.Option(help="For a .tflite THING: write its segments into this folder, "
+                                                  "named as edgetpu_compiler names them, and check that chained "
+                                                  "they compute exactly what THING does.")] = None,
+) -> None:
+    """Cut THING into pipeline segments over DEVICES Edge TPUs: each segment's layers, parameters (cached on its
+    TPU or streamed), the tensor handed to it and its latency; the pipeline's end-to-end latency and throughput."""
+    from latency_models.segment import segment
+
+    if split_to is not None and not thing.endswith(".tflite"):
+        raise typer.BadParameter(f"--split-to needs a .tflite model, not {thing!r}", param_hint="--split-to")
+    cut = segment(_thing(thing), devices, device, strategy)
+    paths, identical = [], None
+    if split_to is not None:
+        from latency_models.tflite_split import chain_matches, write_segments
+
+        paths = write_segments(Path(thing), [s.stop for s in cut.segments], split_to)
+        identical = chain_matches(Path(thing).read_bytes(), [p.read_bytes() for p in paths])
+    if as_json:
+        extra = {"files": [str(p) for p in paths], "chain_identical": identical} if split_to is not None else {}
+        typer.echo(json.dumps({**cut.to_dict(), **extra}, indent=2))
+        return
+    table = Table(title=f"{devices} x {device}, {strategy} strategy: end-to-end {cut.end_to_end_ms:.3f} ms, "
+                        f"slowest stage {cut.slowest_stage_ms:.3f} ms ({cut.throughput_per_s:,.0f} inferences/s)",
+                  title_justify="left")
+    for col in ("segment", "layers", "first .. last layer", "params KiB", "streamed KiB", "input KiB", "stage ms"):
+        table.add_column(col, justify="left" if "layer" in col and col != "layers" else "right")
+    for s in cut.segments:
+        table.add_row(str(s.index), f"{s.start}-{s.stop - 1}", f"{s.first_layer} .. {s.last_layer}",
+                      f"{s.param_bytes / 1024:,.0f}", f"{s.streamed_param_bytes / 1024:,.0f}",
+                      f"{s.input_bytes / 1024:,.1f}", f"{s.latency_ms:.3f}")
+    console = make_console()
+    console.print(table)
+    for path in paths:
+        console.print(f"wrote {path}")
+    if identical is not None:
+        console.print("chained segments give exactly the model's outputs on 8 random inputs" if identical else
+                      "[red]chained segments differ from the model's outputs[/]")
+        if not identical:
+            raise typer.Exit(1)
+
+
 @latency_app.command("calibrate")
 def calibrate_cmd(
     csv_path: Annotated[Path, typer.Argument(help="Measurements: the Edge TPU calibration format, or a "
@@ -74,9 +124,12 @@ def calibrate_cmd(
     """Fit a device profile from measurements (deterministic: same CSV, same profile)."""
     from latency_models import profile_names
     from latency_models.calibration import DEFAULT_EDGETPU_FIXED, fit_cpu, fit_edgetpu
-    from latency_models.profiles import load_profile
+    from latency_models.profiles import PIPELINE_KIND, load_profile
 
     base = load_profile(device) if device in profile_names() else None
+    if base is not None and base.kind == PIPELINE_KIND:
+        raise typer.BadParameter(f"{device} is derived from its one-device profile: calibrate that one",
+                                 param_hint="--device")
     if (base.kind if base else kind) == "cpu":
         profile, validation = fit_cpu(csv_path, device, base.description if base else "")
         label = "10-fold CV"

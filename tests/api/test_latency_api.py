@@ -53,3 +53,21 @@ def test_oversized_upload_is_413(api: Api) -> None:
 def test_upload_needs_a_token(api: Api) -> None:
     response = api.client.post("/api/v1/latency/predict-tflite", files={"file": ("x.tflite", b"1234")})
     assert response.status_code == 401
+
+
+def test_segment_an_architecture_over_several_tpus(api: Api) -> None:
+    body = {"arch": "efficientnet_edgetpu_l", "devices": 4, "strategy": "latency"}
+    response = api.client.post("/api/v1/latency/segment", json=body, headers=api.alice)
+    assert response.status_code == 200, response.text
+    cut = response.json()
+    assert cut["devices"] == 4 and len(cut["segments"]) == 4 and cut["device"] == "edgetpu_usb"
+    assert cut["throughput_per_s"] == 1000 / cut["slowest_stage_ms"]
+    assert cut["end_to_end_ms"] == sum(s["latency_ms"] for s in cut["segments"])
+    params = api.client.post("/api/v1/latency/segment", json={**body, "strategy": "params"}, headers=api.alice)
+    assert params.json()["slowest_stage_ms"] >= cut["slowest_stage_ms"]
+    for bad, why in (({"devices": 0}, "greater than or equal to 1"), ({"devices": 9}, "less than or equal to 8"),
+                     ({"strategy": "fast"}, "latency"), ({"device": "cpu_litert"}, "is a cpu device"),
+                     ({"arch": "mobilenet_v3_large"}, "cannot be cut"), ({"devices": "x"}, "integer")):
+        response = api.client.post("/api/v1/latency/segment", json={**body, **bad}, headers=api.alice)
+        assert response.status_code == 422 and why in response.text, (bad, response.text)
+    assert api.client.post("/api/v1/latency/segment", json=body).status_code == 401

@@ -114,6 +114,10 @@ def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
     assert "grey invoke + I/O overhead" in page.inner_text("#latency-legend")
     colours = page.evaluate("document.querySelector('#latency-plot').data.map(t => t.line && t.line.color)")
     assert "#7f8c8d" in colours  # the invoke+io row is drawn as overhead, not as parameter streaming
+    page.wait_for_function("document.querySelectorAll('#segment-table tbody tr').length === 4")  # 4 TPUs by default
+    assert "inferences/s" in page.inner_text("#segment-summary")
+    page.select_option("#segment-devices", "2")
+    page.wait_for_function("document.querySelectorAll('#segment-table tbody tr').length === 2")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-candidate.png"), full_page=True)
     page.goto(page.url.split("#")[0] + f"#/compare?ids={job_id}")

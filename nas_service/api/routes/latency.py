@@ -13,9 +13,18 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 import latency_models
+from latency_models.segment import segment
 from nas_service.api.deps import AUTH_RESPONSES, Ctx, User
 from nas_service.api.errors import PayloadTooLargeError
-from nas_service.api.schemas import BAD_BODY, ErrorOut, LatencyOut, LatencyRequest, LatencyTotalOut
+from nas_service.api.schemas import (
+    BAD_BODY,
+    ErrorOut,
+    LatencyOut,
+    LatencyRequest,
+    LatencyTotalOut,
+    SegmentationOut,
+    SegmentRequest,
+)
 from search_spaces import decode, encode, reference, reference_names
 
 router = APIRouter(prefix="/latency", tags=["latency"], responses=AUTH_RESPONSES)
@@ -44,6 +53,16 @@ async def predict_total(body: LatencyRequest, user: User, ctx: Ctx) -> LatencyTo
     latency_models.load_profile(body.device)  # an unknown device fails here, not its batch
     total = await ctx.latency.total_ms(arch, body.device)
     return LatencyTotalOut(arch=encode(arch), device=body.device, total_ms=total)
+
+
+@router.post("/segment", response_model=SegmentationOut, responses=BAD_BODY)
+def segment_arch(body: SegmentRequest, user: User) -> SegmentationOut:
+    """An architecture cut into pipeline segments over several Edge TPUs: per segment its layers, parameter
+    bytes (cached or streamed on its own TPU), the tensor it is handed and its latency; the pipeline's
+    end-to-end latency and throughput."""
+    arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
+    cut = segment(arch, body.devices, body.device, body.strategy)
+    return SegmentationOut.model_validate({**cut.to_dict(), "arch": encode(arch)})
 
 
 @router.post("/predict-tflite", response_model=LatencyOut, max_body_size=MAX_TFLITE_BYTES + MULTIPART_SLACK, responses={

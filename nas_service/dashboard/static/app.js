@@ -335,6 +335,24 @@ async function viewCandidate(jobId, cid) {
   button.title = c.has_tflite ? "" : noTfliteReason(c);
   $("#download-reason").textContent = button.title;
   button.onclick = () => download(c).catch((e) => { $("#download-error").textContent = e.message; });
+  const resegment = () => showSegments(c.arch).catch((e) => { $("#segment-error").textContent = e.message; });
+  $("#segment-devices").onchange = resegment;
+  $("#segment-strategy").onchange = resegment;
+  resegment();
+}
+
+async function showSegments(arch) {
+  // The candidate cut into pipeline segments over several Edge TPUs, priced by the latency model.
+  const body = { arch, devices: Number($("#segment-devices").value), strategy: $("#segment-strategy").value };
+  $("#segment-error").textContent = "";
+  const cut = await (await api("/latency/segment", { method: "POST", body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json" } })).json();
+  $("#segment-summary").textContent = `end-to-end ${fmt(cut.end_to_end_ms, 3)} ms, slowest stage `
+    + `${fmt(cut.slowest_stage_ms, 3)} ms: ${Math.round(cut.throughput_per_s).toLocaleString()} inferences/s`;
+  const kib = (bytes, d = 0) => (bytes / 1024).toFixed(d);
+  $("#segment-table tbody").replaceChildren(...cut.segments.map((s) => row([String(s.index),
+    `${s.start}-${s.stop - 1}`, `${s.first_layer} .. ${s.last_layer}`, kib(s.param_bytes),
+    kib(s.streamed_param_bytes), kib(s.input_bytes, 1), fmt(s.latency_ms, 3)])));
 }
 
 function noTfliteReason(c) {

@@ -2,12 +2,14 @@
 against one at a time (sequential) and K slots started in waves that wait for their slowest member.
 
 Each mode runs the default job (`examples/fashion_edgetpu.yaml`: real training, int8 export) with the same
-seed, `--trials` trials and no wall-clock limit, on a fresh SQLite database, in this process. Printed as JSON
-lines: per mode the trials, seconds and trials per hour (all trials, and trained ones), then the speed-up of
-each K mode over sequential and, for architectures trained both sequentially and in slots, how far their
-accuracies differ (points). `--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
+seed, `--trials` trials and no wall-clock limit, on a fresh SQLite database, in this process; the
+`processes` mode instead runs K one-slot `nas worker` processes sharing the job, for comparison. Printed as
+JSON lines: per mode the trials, seconds, trials per hour (all trials, and trained ones) and the CPU used
+(CPU seconds per wall second over the cores: how busy the machine was), then the speed-up of each mode
+over sequential and, for architectures trained both sequentially and otherwise, how far their accuracies
+differ (points). `--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
 
-    .venv/bin/python bench/continuous_batching.py [--trials 40] [--slots 2] [--modes sequential,refill,waves]
+    .venv/bin/python bench/continuous_batching.py [--trials 40] [--slots 2] [--modes sequential,refill,waves,processes]
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,14 +47,20 @@ def run_mode(mode: str, slots: int, trials: int) -> dict[str, Any]:
     spec = base.model_copy(update={
         "budget": base.budget.model_copy(update={"trials": trials, "wall_seconds": None}),
         "training": base.training.model_copy(update={"concurrency": 1 if mode == "sequential" else slots})})
+    if mode == "processes":
+        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"concurrency": 1})})
     with tempfile.TemporaryDirectory(prefix=f"nas-batching-{mode}-") as tmp:
-        worker = Worker(Settings(database_url=f"sqlite:///{tmp}/nas.db", artifacts_dir=Path(tmp) / "artifacts"),
+        url = f"sqlite:///{tmp}/nas.db"
+        worker = Worker(Settings(database_url=url, artifacts_dir=Path(tmp) / "artifacts"),
                         name="local", refill=mode != "waves")
         with worker.sessions() as session:
             job_id = jobs.create_job(session, spec).id
-        start = time.perf_counter()
-        worker.run(job_id=job_id, exit_when_idle=True)
-        seconds = time.perf_counter() - start
+        start, cpu = time.perf_counter(), _cpu_seconds()
+        if mode == "processes":
+            _run_processes(url, Path(tmp) / "artifacts", job_id, slots)
+        else:
+            worker.run(job_id=job_id, exit_when_idle=True)
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         with worker.sessions() as session:
             rows = session.execute(sa.select(Trial.state, Candidate.arch, Candidate.accuracy)
                                    .join(Candidate, Candidate.id == Trial.candidate_id, isouter=True)
@@ -63,9 +73,28 @@ def run_mode(mode: str, slots: int, trials: int) -> dict[str, Any]:
                   (s, states.count(s)) for s in sorted(set(states))),
               "seconds": round(seconds, 1), "trials_per_hour": round(3600 * len(rows) / seconds, 1),
               "trained_per_hour": round(3600 * len(trained) / seconds, 1),
+              "cpu_busy": round(cpu / seconds / (os.cpu_count() or 1), 2),
               "load_average_1m": round(os.getloadavg()[0], 2)}
     emit(**result)
     return {**result, "accuracies": trained}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _run_processes(url: str, artifacts: Path, job_id: int, count: int) -> None:
+    """`count` one-slot `nas worker` processes on the job until it is done."""
+    env = {**os.environ, "NAS_DATABASE_URL": url, "NAS_ARTIFACTS_DIR": str(artifacts)}
+    command = [sys.executable, "-c", "from nas_service.cli import main; main()", "worker", "--job", str(job_id),
+               "--exit-when-idle"]
+    procs = [subprocess.Popen([*command, "--name", f"p{i}"], env=env, stdout=subprocess.DEVNULL)
+             for i in range(count)]
+    for proc in procs:
+        if proc.wait() != 0:
+            raise RuntimeError(f"worker process exited with {proc.returncode}")
 
 
 def main() -> None:

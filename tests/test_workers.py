@@ -186,3 +186,37 @@ def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, s
     optuna_trials = {t.number: t.state for t in optuna.load_study(study_name=study_name, storage=url).get_trials()}
     for r in rows:  # our finished trials and Optuna's agree
         assert (optuna_trials[r.number] == optuna.trial.TrialState.COMPLETE) == (r.state == "complete")
+
+
+@pytest.mark.tf
+def test_a_worker_killed_while_its_slots_train_leaves_no_training_process(pg: tuple[str, sa.Engine],
+                                                                        tmp_path: Path) -> None:
+    """Real training in two slots, each in a process of its own: SIGKILL the worker mid-training and its
+    training processes die with it; a restarted worker re-queues both trials and meets the budget."""
+    from tests.test_training_slots import training_job, training_processes
+
+    url, engine = pg
+    sessions = session_factory(engine)
+    with sessions() as session:
+        job = jobs.create_job(session, training_job(2, epochs=3, early_stopping=False))
+
+    def running() -> int:
+        with sessions() as session:
+            return len(session.scalars(sa.select(Trial).where(Trial.job_id == job.id, Trial.state == "running")).all())
+
+    first = spawn(url, "doomed", tmp_path)
+    try:
+        wait_until(lambda: running() == 2 and len(training_processes(first.pid)) == 2, timeout_s=240)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    wait_until(lambda: training_processes() == [], timeout_s=15)
+    second = spawn(url, "survivor", tmp_path, "--exit-when-idle")
+    _, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err.decode()
+    with sessions() as session:
+        view = jobs.get_job(session, job.id)
+        states = [t.state for t in session.scalars(sa.select(Trial).where(Trial.job_id == job.id))]
+    assert view.status == "completed" and states.count("complete") == 4 and states.count("stale") == 2
+    assert training_processes() == []

@@ -34,6 +34,7 @@ from nas_service.controller.latency import predict_latency
 from nas_service.controller.rewards import reward
 from nas_service.controller.scoring import Scorer, arch_hash, make_scorer
 from nas_service.controller.study import open_study
+from nas_service.controller.training_process import ProcessTrainScorer, close_scorer
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.models import Candidate, Job, Trial
 from nas_service.services.catalog import initial_params
@@ -258,9 +259,13 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
         elif ctx.refill:
             side_by_side(slot, objectives, ctx.worker)
         else:
-            while wave := list(itertools.takewhile(lambda _: reserve(), objectives)):
-                side_by_side(lambda o: run_trial(study, o), wave, ctx.worker)
+            with slot_threads(len(objectives), ctx.worker) as pool:
+                while wave := list(itertools.takewhile(lambda _: reserve(), objectives)):
+                    for future in [pool.submit(run_trial, study, o) for o in wave]:
+                        future.result()
     finally:
+        for objective in objectives:
+            close_scorer(objective.scorer)
         if isinstance(ctx.storage, BatchedStorage):  # no trial of it runs here now
             ctx.storage.forget_study(ctx.storage.get_study_id_from_name(study_name))
     if stop():
@@ -279,12 +284,25 @@ def run_trial(study: optuna.Study, objective: TrialObjective) -> None:
             raise
 
 
+def slot_threads(count: int, worker: str) -> ThreadPoolExecutor:
+    """The threads of a job's slots. They live as long as the job runs here: a slot's training process dies
+    with the thread that started it."""
+    return ThreadPoolExecutor(count, thread_name_prefix=f"{worker}-slot")
+
+
 def side_by_side(work: Callable[[T], None], items: list[T], worker: str) -> None:
     """`work(item)` for every item, each in its own thread; the first error is raised once all have ended."""
-    with ThreadPoolExecutor(len(items), thread_name_prefix=f"{worker}-slot") as pool:
+    with slot_threads(len(items), worker) as pool:
         futures = [pool.submit(work, item) for item in items]
     for future in futures:
         future.result()
+
+
+def slot_scorer(spec: JobSpec) -> Scorer:
+    """The scorer of one slot: with several slots, real training runs in a process of the slot's own."""
+    if spec.training.scorer == "train" and spec.training.concurrency > 1:
+        return ProcessTrainScorer()
+    return make_scorer(spec.training.scorer)
 
 
 class TrialObjective:
@@ -294,7 +312,7 @@ class TrialObjective:
         self.ctx, self.job_id, self.spec = ctx, job_id, spec
         self.space = load_space(spec.space)
         self.num_classes = num_classes_of(spec.dataset, spec.resolution)
-        self.scorer = ctx.scorer or make_scorer(spec.training.scorer)
+        self.scorer = ctx.scorer or slot_scorer(spec)
         self.current: Candidate | None = None
         """The candidate of the trial in flight, once it exists."""
         self.outcome: tuple[int, tuple[float, ...]] | None = None

@@ -1,0 +1,62 @@
+"""Search slots with real training: each slot trains in a process of its own, a candidate trained beside
+another reaches exactly what it reaches alone, and no training process outlives its worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from nas_service.config import Settings
+from nas_service.db import Candidate, Trial
+from nas_service.services import jobs
+from nas_service.spec import JobSpec, parse_spec
+from nas_service.worker import Worker
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+def training_job(slots: int, trials: int = 4, **training: object) -> JobSpec:
+    """Digits at 16 px: a few seconds per candidate."""
+    return parse_spec({"dataset": "digits", "space": "edgetpu_small", "resolution": 16, "initial": ["small"],
+                       "sampler": "random", "seed": 3, "budget": {"trials": trials},
+                       "training": {"scorer": "train", "epochs": 2, "batch_size": 32, "concurrency": slots,
+                                    **training}})
+
+
+def training_processes(parent: int | None = None) -> list[int]:
+    """Pids of slot training processes (children of `parent` only, when given)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"nas_service.controller.training_process" in cmdline and parent in (None, ppid):
+            found.append(int(proc.name))
+    return found
+
+
+def test_candidates_trained_in_two_slots_reach_exactly_what_they_reach_alone(tmp_path: Path) -> None:
+    results: dict[int, dict[str, tuple[float, float | None]]] = {}
+    for slots in (1, 2):
+        worker = Worker(Settings(database_url=f"sqlite:///{tmp_path}/{slots}.db",
+                                 artifacts_dir=tmp_path / f"artifacts{slots}"))
+        with worker.sessions() as session:
+            job_id = jobs.create_job(session, training_job(slots)).id
+        worker.run(job_id=job_id, exit_when_idle=True)
+        with worker.sessions() as session:
+            assert jobs.get_job(session, job_id).status == "completed"
+            rows = session.execute(sa.select(Trial.state, Candidate.arch, Candidate.accuracy, Candidate.int8_accuracy)
+                                   .join(Candidate, Candidate.id == Trial.candidate_id)
+                                   .where(Trial.job_id == job_id)).all()
+        worker.close()
+        assert {state for state, *_ in rows} <= {"complete", "infeasible"}
+        results[slots] = {arch: (acc, int8) for state, arch, acc, int8 in rows if state == "complete"}
+    common = set(results[1]) & set(results[2])
+    assert len(common) >= 3  # the seeded sampler proposes the same architectures
+    for arch in common:  # each slot's process trains under the candidate's seed, as alone: the same numbers
+        assert results[2][arch] == results[1][arch]
+    assert training_processes() == []  # the slots' processes ended with the job

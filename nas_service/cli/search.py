@@ -72,8 +72,9 @@ def search(
     trials: Annotated[int | None, typer.Option(help="Trial budget (default 20).")] = None,
     wall_seconds: Annotated[float | None, typer.Option(help="Wall-time budget in seconds.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs per candidate (default 3).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Candidates trained side by side, each slot refilled "
-                                                    "as soon as its trial ends (default 1).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Candidates trained side by side, each in a process of "
+                                                    "its own, a slot refilled as soon as its trial ends (default: "
+                                                    "2 with real training, 1 with the estimator).")] = None,
     scorer: Annotated[str | None, typer.Option(help="train (real training) or estimate (cheap estimator).")] = None,
     sampler: Annotated[str | None, typer.Option(help="nsga2, tpe or random.")] = None,
     objective: Annotated[list[str] | None, typer.Option(help="Extra objective to minimise: params, model_bytes.")]

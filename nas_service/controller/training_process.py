@@ -69,8 +69,9 @@ class ProcessTrainScorer:
             self.close()
             down_read, down_write = os.pipe()
             up_read, up_write = os.pipe()
-            self._process = subprocess.Popen([sys.executable, "-m", __name__, str(down_read), str(up_write)],
-                                             pass_fds=(down_read, up_write))
+            self._process = subprocess.Popen(  # on a GPU each slot's TensorFlow takes memory as it needs it
+                [sys.executable, "-m", __name__, str(down_read), str(up_write)], pass_fds=(down_read, up_write),
+                env={"TF_FORCE_GPU_ALLOW_GROWTH": "true", **os.environ})
             os.close(down_read)
             os.close(up_write)
             self._to_child = Connection(down_write, readable=False)

@@ -220,11 +220,10 @@ class RunContext:
 def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: False) -> bool:
     """Run trials of one job in this process until none is left to start; True once the job is finished.
 
-    The spec's `training.concurrency` slots run trials side by side: threads sharing the study, the loaded
-    dataset and the cores, so one slot's Python-bound work (sampling, tracing the training step, int8 export)
-    overlaps another's kernels. A slot whose trial ends takes the sampler's next proposal at once, without
-    waiting for the others (with `ctx.refill` off, slots start together and wait for the slowest, the
-    benchmark's baseline). Each slot reserves its budget slot first, as separate workers do.
+    The spec's `training.concurrency` slots run trials side by side: threads sharing the study, each training
+    in a process of its own (`slot_scorer`). A slot whose trial ends takes the sampler's next proposal at
+    once, without waiting for the others (with `ctx.refill` off, slots start together and wait for the
+    slowest, the benchmark's baseline). Each slot reserves its budget slot first, as separate workers do.
     """
     with ctx.sessions() as session:
         job = session.get(Job, job_id)

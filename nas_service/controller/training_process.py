@@ -18,11 +18,12 @@ import subprocess
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nas_service.controller.scoring import EpochCheck, Score, TrainScorer
-from nas_service.spec import Training
-from search_spaces import ArchSpec, decode, encode
+if TYPE_CHECKING:  # the child imports nothing heavy before it is bound to its parent (see the end)
+    from nas_service.controller.scoring import EpochCheck, Score
+    from nas_service.spec import Training
+    from search_spaces import ArchSpec
 
 
 class TrainingProcessError(RuntimeError):
@@ -41,6 +42,8 @@ class ProcessTrainScorer:
 
     def score(self, arch: ArchSpec, *, dataset: str, training: Training, seed: int, keep_going: EpochCheck,
               artifacts_dir: Path) -> Score:
+        from search_spaces import encode
+
         to_child, from_child = self._child()
         try:
             to_child.send((encode(arch), {"dataset": dataset, "training": training, "seed": seed,
@@ -70,7 +73,8 @@ class ProcessTrainScorer:
             down_read, down_write = os.pipe()
             up_read, up_write = os.pipe()
             self._process = subprocess.Popen(  # on a GPU each slot's TensorFlow takes memory as it needs it
-                [sys.executable, "-m", __name__, str(down_read), str(up_write)], pass_fds=(down_read, up_write),
+                [sys.executable, "-m", __name__, str(down_read), str(up_write), str(os.getpid())],
+                pass_fds=(down_read, up_write),
                 env={"TF_FORCE_GPU_ALLOW_GROWTH": "true", **os.environ})
             os.close(down_read)
             os.close(up_write)
@@ -95,6 +99,9 @@ class ProcessTrainScorer:
 
 def serve(requests: Connection, replies: Connection) -> None:
     """The child: train candidates one after another until the parent closes the pipe."""
+    from nas_service.controller.scoring import TrainScorer
+    from search_spaces import decode
+
     scorer = TrainScorer()
     while True:
         try:
@@ -114,10 +121,13 @@ def serve(requests: Connection, replies: Connection) -> None:
             replies.send(("error", type(exc).__name__, str(exc)))
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when the worker thread that started it ends, however the worker dies."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this process when the worker thread that started it ends, however the worker dies; leave
+    at once if it died before this was set."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        sys.exit(0)
 
 
 def close_scorer(scorer: Any) -> None:
@@ -128,5 +138,5 @@ def close_scorer(scorer: Any) -> None:
 
 
 if __name__ == "__main__":
-    _die_with_parent()
+    _die_with_parent(int(sys.argv[3]))
     serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

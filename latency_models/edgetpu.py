@@ -132,10 +132,7 @@ def batch_totals(batch: TableBatch, profile: DeviceProfile) -> np.ndarray:
 
 
 def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
-    key = f"edgetpu:{profile.version}"
-    if key not in table.memo:
-        table.memo[key] = _estimate(table, profile)
-    result: LatencyEstimate = table.memo[key]
+    result: LatencyEstimate = table.priced(f"edgetpu:{profile.version}", lambda t: _estimate(t, profile))
     return result
 
 

@@ -11,7 +11,7 @@ path (`arch_rows`) both go through it, so both give the same table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,12 @@ class LayerTable:
     """Per layer, the layers whose outputs it reads (-1: the network's input): where it can be cut."""
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """Per-profile results of the device models, so a table is priced once per profile."""
+
+    def priced(self, key: str, price: Callable[[LayerTable], Any]) -> Any:
+        """`price(self)`, computed once per `key` (a device model and profile version) while the table lives."""
+        if key not in self.memo:
+            self.memo[key] = price(self)
+        return self.memo[key]
 
     def part(self, start: int, stop: int, input_bytes: int) -> LayerTable:
         """Layers `start` to `stop` (excluded) as a network of their own, fed `input_bytes` by the host."""

@@ -191,17 +191,14 @@ NEEDS_TABLES = True
 
 
 def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
-    key = f"pipeline:{profile.version}"
-    if key not in table.memo:
-        table.memo[key] = _pipeline_estimate(table, profile)
-    result: LatencyEstimate = table.memo[key]
+    result: LatencyEstimate = table.priced(f"pipeline:{profile.version}", lambda t: _pipeline_estimate(t, profile))
     return result
 
 
 def _pipeline_estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
+    end_to_end = profile.fixed["measure"] == "end_to_end"
     for n in range(int(profile.fixed["devices"]), 0, -1):
         try:
-            end_to_end = profile.fixed["measure"] == "end_to_end"
             cut = segment_table(table, n, profile, "end_to_end" if end_to_end else "latency")
             break
         except SegmentationError:

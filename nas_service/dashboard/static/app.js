@@ -257,7 +257,9 @@ async function trialTable(jobId) {
   // Sorted by the server (missing values last); a header click toggles the order of its column.
   const table = $("#trial-table");
   const sort = table.dataset.sort || "number", order = table.dataset.order || "asc";
+  const request = table.dataset.request = String(Number(table.dataset.request || 0) + 1);
   const page = await getJson(`/jobs/${jobId}/trials?limit=200&sort=${sort}&order=${order}`);
+  if (table.dataset.request !== request) return;  // a later click or poll asked for another order
   const body = table.querySelector("tbody");
   body.replaceChildren();
   for (const t of page.items) {
@@ -268,8 +270,9 @@ async function trialTable(jobId) {
   }
   for (const th of table.querySelectorAll("th[data-sort]")) {
     th.classList.toggle("sorted", th.dataset.sort === sort);
-    th.onclick = () => {
-      table.dataset.order = th.dataset.sort === sort && order === "asc" ? "desc" : "asc";
+    th.onclick = () => {  // reads the table's state at click time: a second click may come before the first's reply
+      const same = th.dataset.sort === (table.dataset.sort || "number");
+      table.dataset.order = same && (table.dataset.order || "asc") === "asc" ? "desc" : "asc";
       table.dataset.sort = th.dataset.sort;
       trialTable(jobId).catch(showError);
     };

@@ -19,7 +19,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from latency_models import load_profile, predict_total_ms
-from latency_models.calibration import read_cpu_measurements, validate_profile
+from latency_models.calibration import validate_profile
+from latency_models.calibration_csv import read_cpu_measurements
 from latency_models.measure import measure_tflite
 from nas_service.latency_collect import int8_bytes, sample_archs
 from search_spaces import analyze, decode, encode

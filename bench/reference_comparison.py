@@ -21,10 +21,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from nas_service.controller.latency import predict_latency
+from nas_service.controller.objective import num_classes_of
 from nas_service.controller.scoring import make_scorer
 from nas_service.db import Job, make_engine, session_factory
 from nas_service.services import jobs
-from nas_service.services.work import num_classes_of
 from search_spaces import analyze, encode, reference
 
 DEFAULT_REFERENCES = ("mobilenet_v2:0.35", "efficientnet_edgetpu_s:0.25")

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from latency_models import edgetpu, load_profile, predict
+from latency_models import edgetpu, load_profile, predict, segment
 from latency_models.features import layer_table
+from latency_models.pipeline import STRATEGIES, segment_table
 from latency_models.predictors import table_of
-from latency_models.segment import STRATEGIES, segment, segment_table
 from search_spaces import load_space, reference
 
 KERAS_NETWORKS = {"ResNet-50": ("ResNet50", 224), "Inception V3": ("InceptionV3", 299), "VGG16": ("VGG16", 224)}

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from nas_service.controller import pareto
 from nas_service.controller.latency import predict_latency
+from nas_service.controller.objective import model_bytes_estimate
 from nas_service.controller.scoring import EstimateScorer, arch_hash
 from nas_service.db.models import Candidate, Job, Trial
-from nas_service.services.work import model_bytes_estimate
 from nas_service.spec import JobSpec
 from search_spaces import analyze, encode, load_space
 

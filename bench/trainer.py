@@ -59,7 +59,7 @@ def main() -> None:
 
     import os
 
-    from nas_service.trainer.export import train_and_export
+    from nas_service.services.training import train_and_export
     from nas_service.trainer.training import Budget, TrainConfig
     from search_spaces.space import load_space
 

@@ -13,11 +13,20 @@ from latency_models.errors import (
     UnmodeledOpError,
 )
 from latency_models.estimate import LatencyEstimate, LayerLatency
-from latency_models.predictors import LatencyPredictor, predict, predict_many, predict_total_ms, read_layers
+from latency_models.pipeline import Segmentation, SegmentationError
+from latency_models.predictors import (
+    LatencyPredictor,
+    predict,
+    predict_many,
+    predict_total_ms,
+    read_layers,
+    segment,
+)
 from latency_models.profiles import DeviceProfile, load_profile, profile_names
 
 __all__ = [
     "CalibrationError", "DeviceProfile", "DeviceUnavailableError", "LatencyError", "LatencyEstimate",
     "LatencyPredictor", "LayerLatency", "ModelFileError", "UnknownDeviceError", "UnmodeledOpError",
-    "load_profile", "predict", "predict_many", "predict_total_ms", "profile_names", "read_layers",
+    "Segmentation", "SegmentationError", "load_profile", "predict", "predict_many", "predict_total_ms",
+    "profile_names", "read_layers", "segment",
 ]

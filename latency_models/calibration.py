@@ -1,8 +1,7 @@
-"""Measurement CSVs: reading them, fitting a device profile, and leave-one-out validation."""
+"""Fitting a device profile to measured latencies, and leave-one-out validation."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,46 +10,11 @@ from typing import Any
 import numpy as np
 
 from latency_models import cpu, edgetpu
+from latency_models.calibration_csv import Measurement, read_cpu_measurements, read_measurements
 from latency_models.errors import CalibrationError
 from latency_models.features import LayerTable, TableBatch, layer_table
+from latency_models.networks import network_layers
 from latency_models.profiles import DeviceProfile
-
-REQUIRED_COLUMNS = ("model", "reference", "input_size", "device", "latency_ms")
-
-
-@dataclass(frozen=True)
-class Measurement:
-    model: str
-    reference: str
-    input_size: int
-    width: float | None
-    device: str
-    latency_ms: float
-
-
-def read_measurements(path: Path, device: str | None = None) -> list[Measurement]:
-    """Rows of a calibration CSV, optionally only those of one device."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"calibration CSV {str(path)!r} not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise CalibrationError(f"calibration CSV {str(path)!r} lacks column(s) {', '.join(missing)}: expected "
-                                   f"{', '.join(REQUIRED_COLUMNS)} (and optionally width_multiplier)")
-        rows = []
-        for line, r in enumerate(reader, 2):
-            try:
-                rows.append(Measurement(r["model"], r["reference"], int(r["input_size"]),
-                                        float(r["width_multiplier"]) if r.get("width_multiplier") else None,
-                                        r["device"], float(r["latency_ms"])))
-            except ValueError as exc:
-                raise CalibrationError(f"bad value in {str(path)!r} line {line}: {exc}") from None
-    if device is not None:
-        rows = [r for r in rows if r.device == device]
-        if not rows:
-            raise CalibrationError(f"calibration CSV {str(path)!r} has no rows for device {device!r}")
-    return rows
 
 
 @dataclass(frozen=True)
@@ -84,8 +48,6 @@ runs fallback ops (a desktop core for USB)."""
 
 
 def _tables(rows: list[Measurement]) -> list[LayerTable]:
-    from latency_models.networks import network_layers
-
     return [layer_table(network_layers(r.reference, r.input_size, r.width)) for r in rows]
 
 
@@ -156,18 +118,6 @@ def validate_profile(csv_path: Path, profile: DeviceProfile) -> Validation:
 
 def _mape(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.abs(pred - y) / y) * 100)
-
-
-def read_cpu_measurements(path: Path) -> list[tuple[str, float]]:
-    """(architecture string, measured ms) rows of a `nas latency collect` CSV."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"measurement CSV {str(path)!r} not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"arch", "latency_ms"} <= set(reader.fieldnames or []):
-            raise CalibrationError(f"measurement CSV {str(path)!r} lacks the arch and latency_ms columns: expected "
-                                   "a file written by `nas latency collect`")
-        return [(r["arch"], float(r["latency_ms"])) for r in reader]
 
 
 def cpu_design(archs: list[str]) -> np.ndarray:

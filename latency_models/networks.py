@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from latency_models.calibration_csv import read_measurements
 from latency_models.errors import CalibrationError
 from search_spaces import analyze, reference, reference_names
 from search_spaces.analysis import Layer
@@ -83,8 +84,6 @@ def _load_cache() -> dict[str, tuple[Layer, ...]]:
 
 def regenerate_cache(csv_path: Path, out: Path = CACHE_PATH) -> dict[str, int]:
     """Build every Keras application named in `csv_path` and write their layers to `out`."""
-    from latency_models.calibration import read_measurements
-
     networks: dict[str, list[list[Any]]] = {}
     for row in read_measurements(csv_path):
         if not row.reference.startswith("keras.applications."):

@@ -12,39 +12,45 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from latency_models import arch_rows, cpu, edgetpu, segment
+from latency_models import arch_rows, cpu, edgetpu, pipeline
 from latency_models.errors import ModelFileError, UnmodeledOpError
 from latency_models.estimate import LatencyEstimate
 from latency_models.features import LayerTable, TableBatch, layer_table
+from latency_models.pipeline import Segmentation, segment_table
 from latency_models.profiles import PIPELINE_KIND, DeviceProfile, load_profile
-from search_spaces import ArchSpec, analyze, decode, reference, reference_names
+from search_spaces import ArchSpec, analyze, resolve
 from search_spaces.analysis import Layer
 
 
-class LatencyPredictor(Protocol):
-    def estimate(self, table: LayerTable, profile: DeviceProfile) -> LatencyEstimate: ...
+@dataclass(frozen=True)
+class LatencyPredictor:
+    """How the profiles of one kind are priced."""
 
-    def batch_totals(self, batch: TableBatch, profile: DeviceProfile) -> np.ndarray: ...
+    estimate: Callable[[LayerTable, DeviceProfile], LatencyEstimate]
+    batch_totals: Callable[[TableBatch, DeviceProfile], np.ndarray] | None
+    """Totals of many networks in one vectorised pass over their rows; None when a network must be priced
+    whole (a pipeline needs every layer's inputs, which the batched rows do not keep)."""
 
 
-_KINDS: dict[str, Any] = {}
+_KINDS: dict[str, LatencyPredictor] = {}
 
 
-def register_kind(kind: str, predictor: Any) -> None:
+def register_kind(kind: str, predictor: LatencyPredictor) -> None:
     """Register the model of a profile kind; a kind is registered once."""
     if kind in _KINDS:
         raise ValueError(f"predictor kind {kind!r} is registered twice")
     _KINDS[kind] = predictor
 
 
-register_kind("edgetpu", edgetpu)
-register_kind("cpu", cpu)
-register_kind(PIPELINE_KIND, segment)
+register_kind("edgetpu", LatencyPredictor(edgetpu.estimate, edgetpu.batch_totals))
+register_kind("cpu", LatencyPredictor(cpu.estimate, cpu.batch_totals))
+register_kind(PIPELINE_KIND, LatencyPredictor(pipeline.estimate, None))
 
 
 _TABLES: dict[int, LayerTable] = {}
@@ -75,7 +81,7 @@ def read_layers(model: Any) -> tuple[Layer, ...]:
     if isinstance(model, Path) or (isinstance(model, str) and model.endswith((".tflite", ".keras"))):
         return _read_file(Path(model))
     if isinstance(model, str):
-        return analyze(reference(model) if model in reference_names() else decode(model)).layers
+        return analyze(resolve(model)).layers
     if hasattr(model, "operations") and hasattr(model, "count_params"):
         from latency_models.readers.keras_reader import read_keras
 
@@ -108,14 +114,14 @@ def table_of(model: Any) -> LayerTable:
     if isinstance(model, ArchSpec):
         return arch_table(model)
     if isinstance(model, str) and not model.endswith((".tflite", ".keras")):
-        return arch_table(reference(model) if model in reference_names() else decode(model))
+        return arch_table(resolve(model))
     return layer_table(read_layers(model))
 
 
 def predict(model: Any, device: str = "edgetpu_usb", strict: bool = False) -> LatencyEstimate:
     """Latency of `model` on `device`, with its per-layer breakdown; `strict` raises on unmodeled ops."""
     profile = load_profile(device)
-    result: LatencyEstimate = _KINDS[profile.kind].estimate(table_of(model), profile)
+    result = _KINDS[profile.kind].estimate(table_of(model), profile)
     if strict and result.unmodeled_ops:
         raise UnmodeledOpError(f"{device} cannot price op(s) {', '.join(result.unmodeled_ops)}: expected only ops "
                                "the latency model knows; predict without strict to get a lower bound",
@@ -131,7 +137,7 @@ def _as_arch(model: Any) -> ArchSpec | None:
     if isinstance(model, ArchSpec):
         return model
     if isinstance(model, str) and not model.endswith((".tflite", ".keras")):
-        return reference(model) if model in reference_names() else decode(model)
+        return resolve(model)
     return None
 
 
@@ -150,8 +156,13 @@ def predict_total_ms(models: Iterable[Any], device: str = "edgetpu_usb") -> list
     models = list(models)
     if not models:
         return []
-    if getattr(_KINDS[profile.kind], "NEEDS_TABLES", False):
-        return [_KINDS[profile.kind].estimate(table_of(m), profile).total_ms for m in models]
-    totals: Callable[[TableBatch, DeviceProfile], np.ndarray] = _KINDS[profile.kind].batch_totals
-    result: list[float] = totals(predict_batch(models), profile).tolist()
+    predictor = _KINDS[profile.kind]
+    if predictor.batch_totals is None:
+        return [predictor.estimate(table_of(m), profile).total_ms for m in models]
+    result: list[float] = predictor.batch_totals(predict_batch(models), profile).tolist()
     return result
+
+
+def segment(model: Any, n_devices: int, device: str = "edgetpu_usb", strategy: str = "latency") -> Segmentation:
+    """Cut `model` (any form `predict` reads) into `n_devices` pipeline segments, one per Edge TPU."""
+    return segment_table(table_of(model), n_devices, load_profile(device), strategy)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=1.0, gt=0, description="How often an idle worker looks for queued jobs.")
     sqlite_busy_timeout_s: float = Field(default=30.0, gt=0,
                                          description="How long SQLite waits for a lock before failing.")
+    batched_storage: bool = Field(default=True, description="Wrap Optuna's RDB storage in `BatchedStorage` (one "
+                                  "transaction per trial's parameters); off: Optuna's own storage, as it is.")
     data_dir: Path | None = Field(default=None, description="The only directory whose folders and .npz files "
                                   "jobs submitted over the API may use as datasets; unset, the API accepts named "
                                   "datasets only (the CLI reads any local path).")

@@ -23,8 +23,9 @@ from nas_service.controller.scoring import Scorer
 from nas_service.controller.study import make_storage, quiet_optuna
 from nas_service.db import make_engine, session_factory, upgrade_head
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
+from nas_service.db.job_queue import claim_job, fail_job
 from nas_service.db.migrate import schema_lock
-from nas_service.services.work import RunContext, TrialHook, claim_job, fail_job, run_job, stale_hook
+from nas_service.services.work import RunContext, TrialHook, run_job, stale_hook
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,10 @@ class Worker:
         self.sessions = session_factory(self.engine)
         with schema_lock(self.engine):  # workers starting together must not race to create tables
             upgrade_head(self.engine, lock=False)
-            storage = batched(make_storage(self.settings.database_url,
-                                   heartbeat_interval_s=self.settings.heartbeat_interval_s,
+            backend = make_storage(self.settings.database_url, heartbeat_interval_s=self.settings.heartbeat_interval_s,
                                    grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
-                                   busy_timeout_s=self.settings.sqlite_busy_timeout_s))
+                                   busy_timeout_s=self.settings.sqlite_busy_timeout_s)
+        storage = batched(backend) if self.settings.batched_storage else backend
         self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
                               self.settings.heartbeat_grace_s, self.scorer, self.on_trial, self.refill)
         self.stopping = threading.Event()

@@ -118,11 +118,6 @@ class ArchSpec:
     def with_classes(self, num_classes: int) -> ArchSpec:
         return ArchSpec(self.resolution, num_classes, self.stem, self.stages, self.head)
 
-    def __str__(self) -> str:
-        from search_spaces.grammar import encode
-
-        return encode(self)
-
 
 def _check(ok: bool, what: str, value: object, where: str, expected: str) -> None:
     if not ok:

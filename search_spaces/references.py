@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from search_spaces.arch import ArchSpec, Block, Head, make_divisible
 from search_spaces.errors import ArchError
+from search_spaces.grammar import decode
 
 _REGISTRY: dict[str, Callable[[float], ArchSpec]] = {}
 
@@ -43,6 +44,13 @@ def reference(name: str, width: float = 1.0, num_classes: int = 1000,
         raise ArchError(f"width multiplier {width} out of range: expected 0.1..2.0",
                         value=str(width), where="reference", expected="0.1..2.0")
     arch = _REGISTRY[name](width).with_classes(num_classes)
+    return arch.with_resolution(resolution) if resolution else arch
+
+
+def resolve(text: str, resolution: int | None = None) -> ArchSpec:
+    """A reference network's name or an architecture string, as given anywhere one is asked for; at
+    `resolution` when one is given."""
+    arch = reference(text) if text in _REGISTRY else decode(text)
     return arch.with_resolution(resolution) if resolution else arch
 
 

@@ -194,7 +194,7 @@ def test_a_worker_killed_while_its_slots_train_leaves_no_training_process(pg: tu
                                                                         tmp_path: Path) -> None:
     """Real training in two slots, each in a process of its own: SIGKILL the worker mid-training and its
     training processes die with it; a restarted worker re-queues both trials and meets the budget."""
-    from tests.test_training_slots import training_job, training_processes
+    from tests.controller.test_training_slots import training_job, training_processes
 
     url, engine = pg
     sessions = session_factory(engine)

@@ -13,32 +13,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
-from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nas_service.api.deps import AppContext
-from nas_service.api.routes.jobs import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, trials_key
-from nas_service.services.jobs import TRIAL_SORT_KEYS
+from nas_service.api.result_keys import PLAIN, result_key, trials_page_key
 
-ROUTES = re.compile(r"^/api/v1/jobs/([1-9][0-9]{0,17})/(front|front/knee|points|trials)$")
-KEYS = {"front": "front", "front/knee": "knee", "points": "points"}
-"""Path suffix -> the cache key's kind used by the route in `routes/jobs.py`."""
-TRIALS_DEFAULTS = {"offset": "0", "limit": str(DEFAULT_LIMIT), "sort": "number", "order": "asc"}
-
-
-def trials_page_key(job_id: int, query: str) -> Hashable | None:
-    """The cache key of a trials page, or None unless the query is plainly valid (the route judges the rest)."""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    params = dict(pairs)
-    if len(params) != len(pairs) or not set(params) <= set(TRIALS_DEFAULTS):
-        return None
-    params = {**TRIALS_DEFAULTS, **params}
-    offset, limit = params["offset"], params["limit"]
-    if not (offset.isdigit() and limit.isdigit() and int(offset) <= MAX_OFFSET and 1 <= int(limit) <= MAX_LIMIT
-            and params["sort"] in TRIAL_SORT_KEYS and params["order"] in ("asc", "desc")):
-        return None
-    return trials_key(job_id, int(offset), int(limit), params["sort"], params["order"])
+SUFFIXES = (*PLAIN, "trials")
+"""The results it answers, under /api/v1/jobs/{job_id}/."""
+ROUTES = re.compile(rf"^/api/v1/jobs/([1-9][0-9]{{0,17}})/({'|'.join(map(re.escape, SUFFIXES))})$")
 
 
 class CachedResultsFastPath:
@@ -59,7 +42,7 @@ class CachedResultsFastPath:
         job_id, what = int(match.group(1)), match.group(2)
         if what == "trials":
             return trials_page_key(job_id, query)
-        return None if query else (KEYS[what], job_id)
+        return None if query else result_key(PLAIN[what], job_id)
 
     async def _answer(self, scope: Scope, send: Send, job_id: int, key: Hashable) -> bool:
         headers = dict(scope["headers"])

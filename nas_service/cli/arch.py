@@ -9,15 +9,9 @@ import typer
 from rich.table import Table
 
 from nas_service.cli.output import make_console
-from search_spaces import ArchSpec, analyze, decode, encode, reference, reference_names
+from search_spaces import analyze, encode, resolve
 
 arch_app = typer.Typer(help="Inspect architectures: layers, shapes, parameters and MACs.", no_args_is_help=True)
-
-
-def resolve_arch(text: str, resolution: int | None = None) -> ArchSpec:
-    """A reference name or an architecture string, optionally at another input resolution."""
-    arch = reference(text) if text in reference_names() else decode(text)
-    return arch.with_resolution(resolution) if resolution else arch
 
 
 @arch_app.command("show")
@@ -27,7 +21,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")] = False,
 ) -> None:
     """Show per-layer output shapes, parameters and MACs of ARCH."""
-    spec = resolve_arch(arch, resolution)
+    spec = resolve(arch, resolution)
     analysis = analyze(spec)
     if as_json:
         typer.echo(json.dumps({"arch": encode(spec), **analysis.to_dict()}, indent=2))

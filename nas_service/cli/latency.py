@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from nas_service.cli.output import make_console
-from search_spaces import ArchSpec
+from search_spaces import resolve
 
 latency_app = typer.Typer(help="Latency models: predict, calibrate, validate, measure.", no_args_is_help=True)
 
@@ -25,9 +25,9 @@ def predict_cmd(
     strict: Annotated[bool, typer.Option(help="Fail on ops the model cannot price.")] = False,
 ) -> None:
     """Predict the latency of THING on DEVICE, layer by layer."""
-    from latency_models import predict
+    from nas_service.services import latency
 
-    estimate = predict(_thing(thing), device=device, strict=strict)
+    estimate = latency.predict(latency.model_of(thing, files=True), device, strict=strict)
     if as_json:
         typer.echo(json.dumps(estimate.to_dict(), indent=2))
         return
@@ -77,19 +77,16 @@ def segment_cmd(
 ) -> None:
     """Cut THING into pipeline segments over DEVICES Edge TPUs: each segment's layers, parameters (cached on its
     TPU or streamed), the tensor handed to it and its latency; the pipeline's end-to-end latency and throughput."""
-    from latency_models.segment import segment
+    from nas_service.services import latency
 
     if split_to is not None and not thing.endswith(".tflite"):
         raise typer.BadParameter(f"--split-to needs a .tflite model, not {thing!r}", param_hint="--split-to")
-    cut = segment(_thing(thing), devices, device, strategy)
-    paths, identical = [], None
-    if split_to is not None:
-        from latency_models.tflite_split import chain_matches, write_segments
-
-        paths = write_segments(Path(thing), [s.stop for s in cut.segments], split_to)
-        identical = chain_matches(Path(thing).read_bytes(), [p.read_bytes() for p in paths])
+    model = latency.model_of(thing, files=True)
+    cut = latency.segment(model, devices, device, strategy)
+    split = latency.split(Path(thing), cut, split_to) if split_to is not None else None
+    paths = split.paths if split else []
     if as_json:
-        extra = {"files": [str(p) for p in paths], "chain_identical": identical} if split_to is not None else {}
+        extra = {"files": [str(p) for p in paths], "chain_identical": split.identical} if split else {}
         typer.echo(json.dumps({**cut.to_dict(), **extra}, indent=2))
         return
     table = Table(title=f"{devices} x {device}, {strategy} strategy: end-to-end {cut.end_to_end_ms:.3f} ms, "
@@ -105,10 +102,10 @@ def segment_cmd(
     console.print(table)
     for path in paths:
         console.print(f"wrote {path}")
-    if identical is not None:
-        console.print("chained segments give exactly the model's outputs on 8 random inputs" if identical else
-                      "[red]chained segments differ from the model's outputs[/]")
-        if not identical:
+    if split is not None:
+        console.print("chained segments give exactly the model's outputs on 8 random inputs" if split.identical
+                      else "[red]chained segments differ from the model's outputs[/]")
+        if not split.identical:
             raise typer.Exit(1)
 
 
@@ -184,7 +181,7 @@ def measure_cmd(
 
         if edgetpu:
             raise typer.BadParameter("--edgetpu needs a .tflite compiled by edgetpu_compiler, which is not run here")
-        model = int8_bytes(_arch(thing))
+        model = int8_bytes(resolve(thing))
     result = measure_tflite(model, rounds=rounds, edgetpu=edgetpu)
     typer.echo(json.dumps({"device": "edgetpu" if edgetpu else "cpu_litert",
                            "cpu_median_ms": round(result.median_ms, 4),
@@ -206,12 +203,3 @@ def collect_cmd(
     collect(space, n, out, seed, progress=lambda i, s, dt: typer.echo(f"{i + 1}/{n} {s.space} r{s.arch.resolution} "
                                                                      f"({dt:.1f} s)"))
 
-
-def _arch(text: str) -> ArchSpec:
-    from nas_service.cli.arch import resolve_arch
-
-    return resolve_arch(text)
-
-
-def _thing(text: str) -> object:
-    return text if text.endswith((".tflite", ".keras")) else _arch(text)

@@ -1,6 +1,6 @@
 """`nas train ARCH` and `nas export ARCH`: train one candidate on a dataset, export it as full-int8 TFLite.
 
-Both commands run the same service call (`train_and_export`); `train` reports accuracies and keeps
+Both commands run the same service call (`services.training.train_and_export`); `train` reports accuracies and keeps
 the .tflite only when asked, `export` writes it and reports how it will run on the Edge TPU.
 TensorFlow is imported when a command runs, never when the CLI starts.
 """
@@ -16,12 +16,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas_service.cli.arch import resolve_arch
 from nas_service.cli.output import make_console
 from nas_service.trainer.training import Budget, TrainConfig
+from search_spaces import resolve
 
 if TYPE_CHECKING:
-    from nas_service.trainer.export import ExportResult
+    from nas_service.trainer.tflite_export import ExportResult
     from nas_service.trainer.training import TrainResult
 
 DEFAULT_EPOCHS = 10
@@ -95,11 +95,11 @@ def _run(arch_text: str, dataset: str, epochs: int | None, seconds: float | None
     """Validate everything cheap first, then train with an epoch progress bar and export."""
     from nas_service.trainer.datasets import load_dataset
 
-    arch = resolve_arch(arch_text, resolution)
+    arch = resolve(arch_text, resolution)
     budget = Budget(epochs=DEFAULT_EPOCHS if epochs is None and seconds is None else epochs, seconds=seconds)
     config = TrainConfig(batch_size=batch_size)
     data = load_dataset(dataset, arch.resolution)
-    from nas_service.trainer.export import train_and_export  # imports TensorFlow lazily
+    from nas_service.services.training import train_and_export  # imports TensorFlow lazily
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=make_console(stderr=True), transient=True) as progress:

@@ -43,7 +43,8 @@ class Scorer(Protocol):
 
 
 def arch_hash(arch: ArchSpec | str) -> str:
-    return hashlib.sha256(str(arch).encode()).hexdigest()
+    """The identity of an architecture in our tables: the SHA-256 of its canonical string."""
+    return hashlib.sha256((arch if isinstance(arch, str) else encode(arch)).encode()).hexdigest()
 
 
 class EstimateScorer:
@@ -99,7 +100,7 @@ class TrainScorer:
               artifacts_dir: Path) -> Score:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines would bury the progress
         from nas_service.trainer.datasets import load_dataset
-        from nas_service.trainer.export import export_int8
+        from nas_service.trainer.tflite_export import export_int8
         from nas_service.trainer.training import KERAS_STATE, Budget, TrainConfig, fit
 
         data = load_dataset(dataset, arch.resolution)

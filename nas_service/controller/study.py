@@ -13,6 +13,13 @@ from nas_service.db.engine import is_sqlite, sqlite_connect_args
 from nas_service.spec import JobSpec
 
 StaleHook = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+MAX_RETRIES = 3
+
+# Re-queues a lost trial's parameters as a waiting Optuna trial that remembers the first one's number
+# (experimental since Optuna 2.8, and what workers have relied on since).
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
 
 
 def quiet_optuna() -> None:

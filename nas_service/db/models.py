@@ -26,6 +26,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc(t: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: sa.JSON, list[Any]: sa.JSON}

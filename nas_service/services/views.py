@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from nas_service.db.models import Candidate, Job, Trial
+from nas_service.db.models import Candidate, Job, Trial, utc
 from nas_service.spec import JobSpec
 
 T = TypeVar("T")
-
-
-def utc(t: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
-    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
 @dataclass(frozen=True)

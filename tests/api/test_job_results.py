@@ -114,13 +114,26 @@ def test_cached_reads_revalidate_and_answer_304(finished: tuple[Api, int]) -> No
 
 
 def test_fast_path_keys_only_plain_trial_queries() -> None:
-    from nas_service.api.fastpath import trials_page_key
+    from nas_service.api.result_keys import trials_page_key
 
     assert trials_page_key(3, "") == trials_page_key(3, "offset=0&limit=100&sort=number&order=asc")
     assert trials_page_key(3, "sort=accuracy&order=desc") == ("trials", 3, 0, 100, "accuracy", "desc")
     for odd in ("limit=0", "limit=1001", "offset=-1", "limit=5&limit=6", "sort=arch", "order=up", "x=1",
                 "limit=", "offset=1e3"):
         assert trials_page_key(3, odd) is None, odd
+
+
+def test_every_fast_path_pattern_is_a_real_route(finished: tuple[Api, int]) -> None:
+    """The fast path answers exactly the GET routes it names: each is a route of the schema, and no other
+    route's path matches its pattern."""
+    from nas_service.api.fastpath import ROUTES, SUFFIXES
+
+    api, _ = finished
+    schema = api.client.get("/api/v1/openapi.json").json()["paths"]
+    gets = {path for path, methods in schema.items() if "get" in methods}
+    assert {f"/api/v1/jobs/{{job_id}}/{suffix}" for suffix in SUFFIXES} <= gets
+    matched = {path for path in gets if ROUTES.match(path.replace("{job_id}", "7"))}
+    assert matched == {f"/api/v1/jobs/{{job_id}}/{suffix}" for suffix in SUFFIXES}
 
 
 def test_front_zip_refuses_an_estimator_job_with_the_reason(finished: tuple[Api, int]) -> None:

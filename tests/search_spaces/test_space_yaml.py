@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import search_spaces.space as space_module
-from search_spaces import ArchError, load_space, reference, register_space, space_names
+from search_spaces import ArchError, encode, load_space, reference, register_space, space_names
 from search_spaces.space import parse_space, read_space
 
 VALID = {
@@ -90,7 +90,7 @@ def test_floats_keep_their_exact_value(tmp_path: Path) -> None:
                         "inline")
     arch = space.build({**{n: space.choices()[n][0] for n in space.param_names()}, "s1_expansion": 3.2},
                        num_classes=10)
-    assert "e3.2_" in str(arch) and space.params_for(arch)["s1_expansion"] == 3.2
+    assert "e3.2_" in encode(arch) and space.params_for(arch)["s1_expansion"] == 3.2
 
 
 def test_unknown_space_names_it_and_lists_the_known_ones() -> None:
@@ -111,7 +111,7 @@ def test_a_new_space_registers_once_and_is_checked_first(monkeypatch: pytest.Mon
     assert register_space(space) is space and load_space("tiny_registered") is space
     with pytest.raises(ArchError, match="'tiny_registered' is registered twice"):
         register_space(space)
-    bad = replace(space, name="tiny_bad", small=str(reference("mobilenet_v2")))
+    bad = replace(space, name="tiny_bad", small=encode(reference("mobilenet_v2")))
     with pytest.raises(ArchError, match="search space 'tiny_bad': default_small: not a member"):
         register_space(bad)
     assert "tiny_bad" not in space_names()

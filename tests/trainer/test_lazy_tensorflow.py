@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 LIGHT_MODULES = ["nas_service", "nas_service.api", "nas_service.cli", "nas_service.trainer",
-                 "nas_service.trainer.datasets", "nas_service.trainer.training", "nas_service.trainer.export",
+                 "nas_service.trainer.datasets", "nas_service.trainer.training", "nas_service.services.training",
                  "nas_service.trainer.tflite_export", "latency_models.edgetpu_ops"]
 
 

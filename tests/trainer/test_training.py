@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nas_service.trainer.training import Budget, TrainConfig, TrainingError, TrainResult
-from search_spaces import decode
+from search_spaces import decode, encode
 
 pytestmark = pytest.mark.tf
 
@@ -17,7 +17,7 @@ TINY = decode("r16_n10/cn_k3_s2_c8_relu/er_k3_s1_e2_c8_relu/ir_k3_s2_e2_c16_relu
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, object, Path]:
-    from nas_service.trainer.export import train_and_export
+    from nas_service.services.training import train_and_export
 
     out = tmp_path_factory.mktemp("export") / "tiny.tflite"
     result, report = train_and_export(TINY, "digits", Budget(epochs=3), out, seed=1)
@@ -31,11 +31,11 @@ def test_training_learns_and_reports_curves(exported: tuple[TrainResult, object,
     assert result.accuracy > 0.5  # chance is 0.1
     assert result.accuracy == result.accuracy_curve[-1]
     assert result.seconds > 0 and result.images_per_second > 0 and not result.stopped_early
-    assert result.arch == str(TINY)
+    assert result.arch == encode(TINY)
 
 
 def test_int8_export_is_measured_and_edgetpu_ready(exported: tuple[TrainResult, object, Path]) -> None:
-    from nas_service.trainer.export import ExportResult
+    from nas_service.trainer.tflite_export import ExportResult
 
     result, report, out = exported
     assert isinstance(report, ExportResult)
@@ -105,7 +105,7 @@ def test_candidates_trained_side_by_side_match_training_alone(exported: tuple[Tr
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from nas_service.trainer.export import train_and_export
+    from nas_service.services.training import train_and_export
 
     alone, report, _ = exported
     other = decode("r16_n10/cn_k3_s2_c16_relu/ir_k3_s2_e2_c24_relu/head_relu")
@@ -116,5 +116,5 @@ def test_candidates_trained_side_by_side_match_training_alone(exported: tuple[Tr
         (tiny, tiny_report), (second, _) = (run.result() for run in runs)
     assert abs(tiny.accuracy - alone.accuracy) <= 0.02  # seed noise: 7 of the 360 test images
     assert abs(tiny_report.int8_accuracy - report.int8_accuracy) <= 0.02  # type: ignore[attr-defined]
-    assert second.accuracy > 0.5 and second.arch == str(other)
+    assert second.accuracy > 0.5 and second.arch == encode(other)
     assert sys.stdout is stdout

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from nas_service.api.datasets import api_job_spec
 from nas_service.api.deps import AUTH_RESPONSES, Ctx, DbSession, User
+from nas_service.api.result_keys import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, Order, result_key, trials_key
 from nas_service.api.schemas import (
     BAD_BODY,
     MAX_ID,
@@ -33,19 +34,12 @@ from nas_service.spec import JobSpec
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
 
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-MAX_OFFSET, MAX_LIMIT, DEFAULT_LIMIT = 10_000_000, 1000, 100
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
-Order = Literal["asc", "desc"]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="A job id.")]
 CandidateId = Annotated[int, Path(ge=1, le=MAX_ID, description="A candidate id within the job.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such job or candidate "
                                                     "for this user."}}
-
-
-def trials_key(job_id: int, offset: int, limit: int, sort: str, order: str) -> tuple[object, ...]:
-    """The cache key of one trials page (shared with the fast path, so both find the same entry)."""
-    return ("trials", job_id, offset, limit, sort, order)
 
 
 def _front_point(point: FrontPoint) -> FrontPointOut:
@@ -116,7 +110,7 @@ async def get_points(job_id: JobId, user: User, ctx: Ctx, request: Request) -> R
     def produce(session: Session) -> TrialPointsOut:
         return TrialPointsOut.model_validate(trial_points(session, job_id, owner=user))
 
-    return await ctx.results.respond(request, ctx.sessions, user, job_id, ("points", job_id), produce)
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, result_key("points", job_id), produce)
 
 
 @router.get("/{job_id}/front", response_model=Page[FrontPointOut], responses=NOT_FOUND)
@@ -127,7 +121,7 @@ async def get_front(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Re
         items = [_front_point(p) for p in service.get_front(session, job_id, owner=user)]
         return Page[FrontPointOut](items=items, total=len(items))
 
-    return await ctx.results.respond(request, ctx.sessions, user, job_id, ("front", job_id), produce)
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, result_key("front", job_id), produce)
 
 
 @router.get("/{job_id}/front/best", response_model=FrontPointOut, responses={404: {
@@ -148,7 +142,7 @@ async def best_under(job_id: JobId, user: User, ctx: Ctx, request: Request,
                                         f"{fastest}")
         return _front_point(point)
 
-    key = ("best", job_id, max_latency_ms)
+    key = result_key("best", job_id, max_latency_ms)
     return await ctx.results.respond(request, ctx.sessions, user, job_id, key, produce)
 
 
@@ -160,7 +154,7 @@ async def knee(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Respons
         point = service.knee(session, job_id, owner=user)
         return _front_point(point) if point else None
 
-    return await ctx.results.respond(request, ctx.sessions, user, job_id, ("knee", job_id), produce)
+    return await ctx.results.respond(request, ctx.sessions, user, job_id, result_key("knee", job_id), produce)
 
 
 @router.get("/{job_id}/candidates/{candidate_id}", response_model=CandidateOut, responses=NOT_FOUND)

@@ -6,14 +6,11 @@ by the LiteRT interpreter. Neither imports TensorFlow.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
 import latency_models
-from latency_models.segment import segment
 from nas_service.api.deps import AUTH_RESPONSES, Ctx, User
 from nas_service.api.errors import PayloadTooLargeError
 from nas_service.api.schemas import (
@@ -25,7 +22,8 @@ from nas_service.api.schemas import (
     SegmentationOut,
     SegmentRequest,
 )
-from search_spaces import decode, encode, reference, reference_names
+from nas_service.services import latency
+from search_spaces import encode, resolve
 
 router = APIRouter(prefix="/latency", tags=["latency"], responses=AUTH_RESPONSES)
 
@@ -40,8 +38,8 @@ Device = Annotated[str, Form(max_length=100, description="A device profile name,
 @router.post("/predict", response_model=LatencyOut, responses=BAD_BODY)
 def predict_arch(body: LatencyRequest, user: User) -> LatencyOut:
     """Predicted latency of an architecture string (or reference name) on a device, with its per-layer breakdown."""
-    arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
-    estimate = latency_models.predict(arch, body.device)
+    arch = resolve(body.arch)
+    estimate = latency.predict(arch, body.device)
     return LatencyOut.model_validate({**estimate.to_dict(), "arch": encode(arch)})
 
 
@@ -49,7 +47,7 @@ def predict_arch(body: LatencyRequest, user: User) -> LatencyOut:
 async def predict_total(body: LatencyRequest, user: User, ctx: Ctx) -> LatencyTotalOut:
     """Predicted total latency only, for clients pricing many architectures: concurrent calls are priced
     together in one vectorised batch per device, after waiting at most 2 ms for others to join."""
-    arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
+    arch = resolve(body.arch)
     latency_models.load_profile(body.device)  # an unknown device fails here, not its batch
     total = await ctx.latency.total_ms(arch, body.device)
     return LatencyTotalOut(arch=encode(arch), device=body.device, total_ms=total)
@@ -60,8 +58,8 @@ def segment_arch(body: SegmentRequest, user: User) -> SegmentationOut:
     """An architecture cut into pipeline segments over several Edge TPUs: per segment its layers, parameter
     bytes (cached or streamed on its own TPU), the tensor it is handed and its latency; the pipeline's
     end-to-end latency and throughput."""
-    arch = reference(body.arch) if body.arch in reference_names() else decode(body.arch)
-    cut = segment(arch, body.devices, body.device, body.strategy)
+    arch = resolve(body.arch)
+    cut = latency.segment(arch, body.devices, body.device, body.strategy)
     return SegmentationOut.model_validate({**cut.to_dict(), "arch": encode(arch)})
 
 
@@ -79,8 +77,4 @@ def predict_tflite(
     if len(data) > MAX_TFLITE_BYTES:
         raise PayloadTooLargeError(f"upload {file.filename!r} is over {MAX_TFLITE_BYTES} bytes: "
                                    "expected a .tflite model of at most that size")
-    with tempfile.TemporaryDirectory(prefix="nas-upload-") as tmp:
-        path = Path(tmp) / "upload.tflite"
-        path.write_bytes(data)
-        estimate = latency_models.predict(path, device)
-    return LatencyOut.model_validate(estimate.to_dict())
+    return LatencyOut.model_validate(latency.predict_tflite_bytes(data, device).to_dict())

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 import latency_models
-from latency_models import edgetpu, load_profile, predict, predict_total_ms, profile_names
+from latency_models import SegmentationError, edgetpu, load_profile, predict, predict_total_ms, profile_names, segment
 from latency_models.features import TableBatch
 from latency_models.predictors import table_of
-from latency_models.segment import SegmentationError, segment
 from search_spaces import load_space, reference
 from search_spaces.analysis import layer_inputs
 

@@ -30,7 +30,7 @@ from latency_models import features as f
 from latency_models.errors import LatencyError
 from latency_models.estimate import LatencyEstimate, LayerLatency
 from latency_models.features import LayerTable
-from latency_models.profiles import PIPELINE_KIND, DeviceProfile, load_profile
+from latency_models.profiles import PIPELINE_KIND, DeviceProfile
 
 STRATEGIES = ("latency", "params", "end_to_end")
 
@@ -96,14 +96,9 @@ class Segmentation:
                 "segments": [{**asdict(s), "cpu_fallback_ops": list(s.cpu_fallback_ops)} for s in self.segments]}
 
 
-def segment(model: Any, n_devices: int, device: str = "edgetpu_usb", strategy: str = "latency") -> Segmentation:
-    """Cut `model` (any form `latency_models.predict` reads) into `n_devices` segments, one per Edge TPU."""
-    from latency_models.predictors import table_of
-
-    return segment_table(table_of(model), n_devices, load_profile(device), strategy)
-
-
 def segment_table(table: LayerTable, n_devices: int, profile: DeviceProfile, strategy: str = "latency") -> Segmentation:
+    """Cut a network's layer table into `n_devices` segments, one per Edge TPU (`latency_models.segment` takes
+    any form of network)."""
     if profile.kind not in ("edgetpu", PIPELINE_KIND):
         raise SegmentationError(f"device {profile.name!r} is a {profile.kind} device: expected an Edge TPU profile "
                                 "(edgetpu_usb, edgetpu_devboard)")
@@ -186,10 +181,6 @@ def _segment(table: LayerTable, profile: DeviceProfile, index: int, start: int, 
 
 # The predictor of multi-TPU profiles (`profiles.PIPELINES`): as many segments as the profile has devices (fewer when
 # the network has fewer places to cut: the other TPUs idle), cut for what the profile measures.
-NEEDS_TABLES = True
-"""Pricing a pipeline needs every layer's inputs, which the batched rows of `predict_total_ms` do not keep."""
-
-
 def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
     result: LatencyEstimate = table.priced(f"pipeline:{profile.version}", lambda t: _pipeline_estimate(t, profile))
     return result

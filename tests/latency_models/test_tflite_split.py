@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from latency_models import segment
 from latency_models.errors import ModelFileError
 from latency_models.readers.tflite_reader import read_tflite
-from latency_models.segment import segment
 from latency_models.tflite_split import run_chain, split_tflite
 from nas_service.cli import app
 from search_spaces import decode, reference
@@ -26,7 +26,7 @@ RESIDUAL = decode("r16_n10/cn_k3_s1_c16_relu/ir_k3_s1_e2_c16_relu/ir_k3_s2_e2_c2
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A candidate with residual blocks, trained on digits and exported as full int8."""
-    from nas_service.trainer.export import train_and_export
+    from nas_service.services.training import train_and_export
     from nas_service.trainer.training import Budget
 
     out = tmp_path_factory.mktemp("split") / "candidate.tflite"

@@ -13,14 +13,21 @@ import pytest
 from typer.testing import CliRunner
 
 import latency_models
-from latency_models import ModelFileError, UnknownDeviceError, load_profile, predict, predict_total_ms
+from latency_models import (
+    ModelFileError,
+    UnknownDeviceError,
+    load_profile,
+    predict,
+    predict_total_ms,
+    profile_names,
+)
 from latency_models.arch_rows import arch_batch
 from latency_models.calibration import fit_cpu, fit_edgetpu
 from latency_models.edgetpu import estimate
 from latency_models.features import layer_table
 from latency_models.predictors import clear_cache
 from nas_service.cli import app
-from search_spaces import ArchSpec, analyze, load_space, reference, space_names
+from search_spaces import ArchSpec, analyze, encode, load_space, reference, space_names
 from search_spaces.analysis import Layer
 
 CALIBRATION_CSV = Path(latency_models.__file__).parent / "data" / "edgetpu_calibration.csv"
@@ -149,17 +156,17 @@ def test_fast_rows_equal_the_analysis_rows(space_samples: list[ArchSpec]) -> Non
     assert batch.lengths.tolist() == [len(analyze(a).layers) for a in space_samples]
 
 
-@pytest.mark.parametrize("device", ["edgetpu_usb", "edgetpu_devboard", "cpu_litert"])
+@pytest.mark.parametrize("device", profile_names())  # every registered profile, pipelines included
 def test_fast_totals_equal_full_predictions(space_samples: list[ArchSpec], device: str) -> None:
     clear_cache()
     fast = predict_total_ms(space_samples, device=device)
     assert fast == [predict(a, device=device).total_ms for a in space_samples]
     assert predict_total_ms(space_samples, device=device) == fast  # unit rows cached: same totals
-    assert predict_total_ms([str(a) for a in space_samples[:5]], device=device) == fast[:5]
+    assert predict_total_ms([encode(a) for a in space_samples[:5]], device=device) == fast[:5]
 
 
 def test_cpu_profile_is_reproducible_from_the_shipped_measurements() -> None:
     shipped = load_profile("cpu_litert")
-    data = Path(__file__).resolve().parents[1] / "latency_models" / "data" / str(shipped.fit["data"])
+    data = Path(latency_models.__file__).parent / "data" / str(shipped.fit["data"])
     profile, _ = fit_cpu(data, "cpu_litert", shipped.description)
     assert profile.constants == shipped.constants

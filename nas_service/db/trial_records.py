@@ -1,0 +1,90 @@
+"""A trial's rows: its trial row, the job's candidate for its architecture, and the job's front flags.
+
+The functions that end in a commit say so; the others write in the caller's session, so that a trial's
+outcome, its candidate's training result and the front change in one transaction (`settle_trial` first:
+bumping the job row takes its row lock on PostgreSQL, and the write lock on SQLite, before the front is
+read, so front updates of concurrent workers never interleave).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nas_service.db.models import Candidate, Job, Trial, utcnow
+
+
+def start_trial(session: Session, job_id: int, number: int, *, worker: str, enqueued: bool,
+                retry_of: int | None) -> str:
+    """Add the running trial row and commit; returns its origin: `initial` for the warm start's enqueued
+    trials and their retries, `sampler` for the rest."""
+    origin = "sampler"
+    if enqueued:
+        origin = "initial" if retry_of is None else session.scalar(
+            sa.select(Trial.origin).where(Trial.job_id == job_id, Trial.number == retry_of)) or "sampler"
+    session.add(Trial(job_id=job_id, number=number, state="running", worker=worker, retry_of=retry_of,
+                      origin=origin))
+    session.commit()
+    return origin
+
+
+def find_candidate(session: Session, job_id: int, arch_hash: str) -> Candidate | None:
+    return session.scalars(sa.select(Candidate).where(Candidate.job_id == job_id,
+                                                      Candidate.arch_hash == arch_hash)).first()
+
+
+def add_candidate(session: Session, candidate: Candidate) -> Candidate:
+    """Add and commit a new candidate; the one another worker added a moment earlier when it won."""
+    session.add(candidate)
+    try:
+        session.commit()
+    except sa.exc.IntegrityError:
+        session.rollback()
+        found = find_candidate(session, candidate.job_id, candidate.arch_hash)
+        if found is None:
+            raise
+        return found
+    return candidate
+
+
+def set_candidate_status(session: Session, candidate_id: int, status: str) -> None:
+    """Set and commit a candidate's status (training, infeasible, failed)."""
+    session.execute(sa.update(Candidate).where(Candidate.id == candidate_id).values(status=status))
+    session.commit()
+
+
+def front_members(session: Session, job_id: int) -> list[Candidate]:
+    return list(session.scalars(sa.select(Candidate).where(Candidate.job_id == job_id,
+                                                           Candidate.on_front.is_(True))))
+
+
+def settle_trial(session: Session, job_id: int, number: int, fields: dict[str, Any]) -> bool:
+    """Write a running trial's outcome and count it done on the job; False (nothing written) when it no
+    longer runs: an earlier attempt whose answer was lost already recorded it, or it was released as stale."""
+    result = session.execute(sa.update(Trial).where(Trial.job_id == job_id, Trial.number == number,
+                                                    Trial.state == "running")
+                             .values(finished_at=utcnow(), **fields))
+    if getattr(result, "rowcount", 0) == 0:
+        return False
+    session.execute(sa.update(Job).where(Job.id == job_id).values(trials_done=Job.trials_done + 1,
+                                                                  updated_at=utcnow()))
+    return True
+
+
+def save_training(session: Session, candidate_id: int, result: dict[str, Any]) -> None:
+    session.execute(sa.update(Candidate).where(Candidate.id == candidate_id).values(**result))
+
+
+def move_front(session: Session, joined: int, removed: Iterable[int]) -> None:
+    """Put `joined` on the job's front and take the candidates it dominates off."""
+    session.execute(sa.update(Candidate).where(Candidate.id == joined).values(on_front=True))
+    if gone := list(removed):
+        session.execute(sa.update(Candidate).where(Candidate.id.in_(gone)).values(on_front=False))
+
+
+def trial_and_candidate(session: Session, job_id: int, number: int) -> tuple[Trial, Candidate | None]:
+    trial = session.scalars(sa.select(Trial).where(Trial.job_id == job_id, Trial.number == number)).one()
+    return trial, session.get(Candidate, trial.candidate_id) if trial.candidate_id else None

@@ -1,0 +1,54 @@
+"""Latency predictions and pipeline segmentations as the API and the CLI both offer them.
+
+A model is named by text (a reference network, an architecture string, or a `.tflite` / `.keras`
+path on the CLI) or arrives as the bytes of an uploaded `.tflite`; none of this imports TensorFlow
+except reading a `.keras` file.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import latency_models
+from search_spaces import ArchSpec, resolve
+
+MODEL_SUFFIXES = (".tflite", ".keras")
+
+
+def model_of(text: str, *, files: bool = False) -> ArchSpec | Path:
+    """The architecture `text` names; with `files`, a `.tflite` / `.keras` path is taken as that file."""
+    return Path(text) if files and text.endswith(MODEL_SUFFIXES) else resolve(text)
+
+
+def predict(model: ArchSpec | Path, device: str, *, strict: bool = False) -> latency_models.LatencyEstimate:
+    return latency_models.predict(model, device, strict=strict)
+
+
+def predict_tflite_bytes(data: bytes, device: str) -> latency_models.LatencyEstimate:
+    """An uploaded `.tflite`, read from a private temporary file by the LiteRT interpreter."""
+    with tempfile.TemporaryDirectory(prefix="nas-upload-") as tmp:
+        path = Path(tmp) / "upload.tflite"
+        path.write_bytes(data)
+        return latency_models.predict(path, device)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Segment files written for a `.tflite`, and whether chained they compute exactly what it does."""
+
+    paths: list[Path]
+    identical: bool
+
+
+def segment(model: ArchSpec | Path, devices: int, device: str, strategy: str) -> latency_models.Segmentation:
+    return latency_models.segment(model, devices, device, strategy)
+
+
+def split(model: Path, cut: latency_models.Segmentation, folder: Path) -> Split:
+    """Write `cut`'s segments of the `.tflite` at `model` into `folder` and check the chain against it."""
+    from latency_models.tflite_split import chain_matches, write_segments
+
+    paths = write_segments(model, [s.stop for s in cut.segments], folder)
+    return Split(paths, chain_matches(model.read_bytes(), [p.read_bytes() for p in paths]))

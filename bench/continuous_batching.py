@@ -3,13 +3,18 @@ against one at a time (sequential) and K slots started in waves that wait for th
 
 Each mode runs the default job (`examples/fashion_edgetpu.yaml`: real training, int8 export) with the same
 seed, `--trials` trials and no wall-clock limit, on a fresh SQLite database, in this process; the
+sampler is random by default (`--sampler job` keeps the job's TPE): its proposals do not depend on which
+trials have finished, so the modes train (nearly: asks made at the same moment interleave their draws)
+the same architectures and the figures compare scheduling, where TPE would send each mode down a
+different path through the space; the
 `processes` mode instead runs K one-slot `nas worker` processes sharing the job, for comparison. Printed as
 JSON lines: per mode the trials, seconds, trials per hour (all trials, and trained ones) and the CPU used
 (CPU seconds per wall second over the cores: how busy the machine was), then the speed-up of each mode
 over sequential and, for architectures trained both sequentially and otherwise, how far their accuracies
 differ (points). `--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
 
-    .venv/bin/python bench/continuous_batching.py [--trials 40] [--slots 2] [--modes sequential,refill,waves,processes]
+    .venv/bin/python bench/continuous_batching.py [--trials 40] [--slots 2] [--sampler random|job]
+        [--modes sequential,refill,waves,processes]
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def emit(**fields: Any) -> None:
     print(json.dumps({"bench": "continuous_batching", **fields}), flush=True)
 
 
-def run_mode(mode: str, slots: int, trials: int) -> dict[str, Any]:
+def run_mode(mode: str, slots: int, trials: int, sampler: str) -> dict[str, Any]:
     from nas_service.config import Settings
     from nas_service.db import Candidate, Trial
     from nas_service.services import jobs
@@ -45,6 +50,7 @@ def run_mode(mode: str, slots: int, trials: int) -> dict[str, Any]:
 
     base = load_spec_file(DEFAULT_JOB)
     spec = base.model_copy(update={
+        "sampler": base.sampler if sampler == "job" else sampler,
         "budget": base.budget.model_copy(update={"trials": trials, "wall_seconds": None}),
         "training": base.training.model_copy(update={"concurrency": 1 if mode == "sequential" else slots})})
     if mode == "processes":
@@ -101,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--sampler", choices=("random", "job"), default="random")
     parser.add_argument("--modes", default="sequential,refill,waves")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     args = parser.parse_args()
@@ -114,8 +121,8 @@ def main() -> None:
     if args.device == "cpu" or not gpus:
         tf.config.set_visible_devices([], "GPU")
     emit(device="gpu" if gpus and args.device != "cpu" else "cpu", gpus=len(gpus), cores=os.cpu_count(),
-         trials=args.trials, slots=args.slots)
-    results = {mode: run_mode(mode, args.slots, args.trials) for mode in args.modes.split(",")}
+         trials=args.trials, slots=args.slots, sampler=args.sampler)
+    results = {mode: run_mode(mode, args.slots, args.trials, args.sampler) for mode in args.modes.split(",")}
     sequential = results.get("sequential")
     if sequential is None:
         return
@@ -129,8 +136,10 @@ def main() -> None:
              same_architectures=len(common), accuracy_gap_points_median=round(statistics.median(gaps), 2)
              if gaps else None, accuracy_gap_points_max=round(max(gaps), 2) if gaps else None)
     if {"refill", "waves"} <= set(results):
-        emit(refill_over_waves=round(results["waves"]["seconds"] / results["refill"]["seconds"]
-                                     * results["refill"]["trials"] / max(results["waves"]["trials"], 1), 2))
+        refill, waves = results["refill"], results["waves"]
+        emit(refill_over_waves=round(refill["trials_per_hour"] / waves["trials_per_hour"], 2),
+             trained_refill_over_waves=round(refill["trained_per_hour"] / max(waves["trained_per_hour"], 0.1), 2),
+             same_architectures_trained=refill["accuracies"].keys() == waves["accuracies"].keys())
 
 
 if __name__ == "__main__":

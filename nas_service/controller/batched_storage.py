@@ -18,6 +18,10 @@ It relies on private parts of Optuna 5.1's RDB storage (`_CachedStorage` and its
 models) and its `set_trial_state_values` is a near copy of `RDBStorage`'s: the dependency is pinned to
 `optuna~=5.1.0`, tests/controller/test_batched_storage.py fails when any of those names or that method changes and
 runs Optuna's own storage contract tests over it, and `NAS_BATCHED_STORAGE=0` falls back to plain storage.
+Where it departs from that contract, on purpose: a held write reports a missing or finished trial, or a
+distribution clashing with another running trial's held one, when it is written, not when it is made;
+starting a finished trial returns False; a missing trial's system attributes read as empty; and
+`get_all_trials` shows a running trial's parameters once they are written (right after sampling).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -112,39 +116,17 @@ class BatchedStorage(_CachedStorage):
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: BaseDistribution) -> None:
-        """Held for the trial's next write when it is a running trial of this process; written at once (with
-        Optuna's checks: a missing or finished trial) otherwise."""
         with self._lock:
+            study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
+            known = self._studies[study_id].param_distribution.get(param_name)
+            if known is not None:
+                check_distribution_compatibility(known, distribution)  # fail now, as Optuna would
+            self._pending.setdefault(trial_id, Pending()).params.append(
+                (param_name, param_value_internal, distribution, known))
             own = self._own.get(trial_id)
             if own is not None:
-                study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
-                known = self._studies[study_id].param_distribution.get(param_name)
-                for seen in (known, *self._pending_distributions(study_id, param_name)):
-                    if seen is not None:
-                        check_distribution_compatibility(seen, distribution)  # fail now, as Optuna would
-                self._pending.setdefault(trial_id, Pending()).params.append(
-                    (param_name, param_value_internal, distribution, known))
                 own.params = {**own.params, param_name: distribution.to_external_repr(param_value_internal)}
                 own.distributions = {**own.distributions, param_name: distribution}
-                return
-        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
-
-    def _pending_distributions(self, study_id: int, param_name: str) -> list[BaseDistribution]:
-        """Distributions of `param_name` held for other running trials of the study (the caller holds the lock)."""
-        return [dist for trial_id, batch in self._pending.items()
-                if self._trial_id_to_study_id_and_number.get(trial_id, (None, 0))[0] == study_id
-                for name, _value, dist, _known in batch.params if name == param_name]
-
-    def get_all_trials(self, study_id: int, deepcopy: bool = True,
-                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        """Optuna's cached trials, this process's running trials with their held parameters and attributes."""
-        trials = super().get_all_trials(study_id, deepcopy, states)
-        with self._lock:
-            held = {self._trial_id_to_study_id_and_number[trial_id][1]: copy.deepcopy(trial)
-                    for trial_id, trial in self._own.items() if trial_id in self._pending
-                    and self._trial_id_to_study_id_and_number.get(trial_id, (None, 0))[0] == study_id}
-        return [held[t.number] if t.number in held and t.state == TrialState.RUNNING else t
-                for t in trials] if held else trials
 
     def _write_pending(self, session: Any, trial_id: int, trial: Any = None) -> None:
         """Add the trial's pending writes to `session`, parameters as one multi-row INSERT (the caller commits);
@@ -216,11 +198,9 @@ class BatchedStorage(_CachedStorage):
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         with self._lock:
+            self._pending.setdefault(trial_id, Pending()).system_attrs[key] = value
             if trial_id in self._own:
-                self._pending.setdefault(trial_id, Pending()).system_attrs[key] = value
                 self._own[trial_id].system_attrs[key] = value
-                return
-        self._set_attr(models.TrialSystemAttributeModel, trial_id, key, value)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         with self._lock:
@@ -260,7 +240,8 @@ class BatchedStorage(_CachedStorage):
                 self._own.pop(trial_id, None)
         return True
 
-    def _claim_waiting(self, session: Any, trial_id: int) -> bool:
+    @staticmethod
+    def _claim_waiting(session: Any, trial_id: int) -> bool:
         """Start a waiting (enqueued) trial if no one else has: one conditional UPDATE. Optuna reads the state
         and then writes it, relying on FOR UPDATE, which SQLite ignores: two slots or workers asking at once
         both started the same warm start there."""
@@ -269,13 +250,7 @@ class BatchedStorage(_CachedStorage):
                                          models.TrialModel.state == TrialState.WAITING)
                                   .values(state=TrialState.RUNNING, datetime_start=datetime.now())
                                   .execution_options(synchronize_session=False))
-        if claimed.rowcount == 1:
-            return True
-        state = session.scalar(sa.select(models.TrialModel.state).where(models.TrialModel.trial_id == trial_id))
-        if state is None:
-            raise KeyError(f"no trial with id {trial_id}")
-        self._backend.check_trial_is_updatable(trial_id, TrialState(state))  # finished: UpdateFinishedTrialError
-        return False
+        return bool(claimed.rowcount == 1)
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
         """A running trial of this process from memory, any other with one query of the attribute table
@@ -289,8 +264,6 @@ class BatchedStorage(_CachedStorage):
                                    .where(models.TrialSystemAttributeModel.trial_id == trial_id)).all()
         with self._lock:
             pending = dict(self._pending[trial_id].system_attrs) if trial_id in self._pending else {}
-        if not rows and not pending:
-            return super().get_trial_system_attrs(trial_id)  # none, or no such trial: Optuna raises KeyError
         return {**{key: json.loads(value) for key, value in rows}, **pending}
 
     def get_trial(self, trial_id: int) -> FrozenTrial:

@@ -86,12 +86,22 @@ def test_an_enqueued_trial_is_started_once_however_many_ask_at_once(db_url: str)
         assert len(drawn) == 6 and drawn.count(round_ / 10) == 1, drawn
 
 
+HELD_WRITES = pytest.mark.xfail(strict=True, reason="a deliberate departure of held writes, listed in "
+                                "BatchedStorage's docstring")
+
+
 class TestOptunaStorageContract(StorageTestCase):
-    """Optuna's own storage tests (shipped as `optuna.testing.pytest_storages`), run over `BatchedStorage`."""
+    """Optuna's own storage tests (shipped as `optuna.testing.pytest_storages`), run over `BatchedStorage`; the
+    tests of its deliberate departures must keep failing (strict), so a new departure cannot slip in unseen."""
 
     @pytest.fixture()
     def storage(self, db_url: str) -> BatchedStorage:
         return BatchedStorage(optuna.storages.RDBStorage(db_url))
+
+    for _name in ("test_set_trial_state_values_for_state", "test_set_trial_param", "test_get_trial_system_attrs",
+                  "test_set_trial_system_attr", "test_get_all_trials_params_order"):
+        locals()[_name] = HELD_WRITES(getattr(StorageTestCase, _name))
+    del _name
 
 
 # What BatchedStorage takes from Optuna's private parts, as they were in the version it was written for.

@@ -176,9 +176,10 @@ def test_cpu_fallback_candidates_are_marked_on_plot_and_front(job: tuple[Any, in
     page.wait_for_function("Number(document.querySelector('#pareto-plot').dataset.points) === 8")
     traces = page.evaluate("document.querySelector('#pareto-plot').data.map(t => [t.name, t.x.length])")
     assert dict(traces)["partly on CPU"] >= 1
+    front = call(served, f"/jobs/{created['id']}/front")["items"]  # the table fills after the plot: wait for it
+    page.wait_for_function(f"document.querySelectorAll('#front-table tbody tr').length === {len(front)}")
     shares = page.evaluate("[...document.querySelectorAll('#front-table tbody tr td:nth-child(6)')]"
                            ".map(td => td.textContent)")
-    front = call(served, f"/jobs/{created['id']}/front")["items"]
     got = [None if text == "–" else int(text.rstrip("%")) for text in shares]
     want = [100 * m["cpu_fraction"] if m["cpu_fraction"] else None for m in front]
     assert len(got) == len(want)

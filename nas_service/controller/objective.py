@@ -6,6 +6,7 @@ it settled is kept as a frozen `Outcome` for the caller (progress hooks, telling
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def _checks(limits: Constraints, c: Candidate) -> list[tuple[str, float, float |
 def slot_scorer(spec: JobSpec) -> Scorer:
     """The scorer of one slot: with several slots, real training runs in a process of the slot's own."""
     if spec.training.scorer == "train" and spec.training.concurrency > 1:
-        return ProcessTrainScorer()
+        return ProcessTrainScorer(threads=max(1, len(os.sched_getaffinity(0)) // spec.training.concurrency))
     return make_scorer(spec.training.scorer)
 
 

@@ -1,8 +1,9 @@
 """Search slots with real training: each slot trains in a process of its own, a candidate trained beside
-another reaches exactly what it reaches alone, and no training process outlives its worker."""
+another reaches what it reaches alone (within seed noise), and no training process outlives its worker."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def training_processes(parent: int | None = None) -> list[int]:
     return found
 
 
-def test_candidates_trained_in_two_slots_reach_exactly_what_they_reach_alone(tmp_path: Path) -> None:
+def test_candidates_trained_in_two_slots_reach_what_they_reach_alone(tmp_path: Path) -> None:
     results: dict[int, dict[str, tuple[float, float | None]]] = {}
     for slots in (1, 2):
         worker = Worker(Settings(database_url=f"sqlite:///{tmp_path}/{slots}.db",
@@ -57,6 +58,28 @@ def test_candidates_trained_in_two_slots_reach_exactly_what_they_reach_alone(tmp
         results[slots] = {arch: (acc, int8) for state, arch, acc, int8 in rows if state == "complete"}
     common = set(results[1]) & set(results[2])
     assert len(common) >= 3  # the seeded sampler proposes the same architectures
-    for arch in common:  # each slot's process trains under the candidate's seed, as alone: the same numbers
-        assert results[2][arch] == results[1][arch]
+    for arch in common:  # each slot's process trains under the candidate's seed, as alone, but with its share
+        # of the cores' threads (one of 2 here), which sums in another order: within seed noise (7 of 360 images)
+        (accuracy, int8), (alone, int8_alone) = results[2][arch], results[1][arch]
+        assert abs(accuracy - alone) <= 0.02 and abs(int8 - int8_alone) <= 0.02  # type: ignore[operator]
     assert training_processes() == []  # the slots' processes ended with the job
+
+
+def test_a_slot_process_gets_its_share_of_the_cores_as_tensorflow_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas_service.controller.objective import slot_scorer
+    from nas_service.controller.training_process import ProcessTrainScorer
+
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    scorer = slot_scorer(training_job(2))
+    assert isinstance(scorer, ProcessTrainScorer) and scorer.threads == max(1, cores // 2)
+    for users, expected in ((None, str(scorer.threads)), ("3", "3")):  # the user's setting wins
+        if users:
+            monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", users)
+        scorer._child()
+        try:
+            assert scorer._process is not None
+            environ = Path(f"/proc/{scorer._process.pid}/environ").read_bytes().split(b"\0")
+            assert f"TF_NUM_INTRAOP_THREADS={expected}".encode() in environ
+        finally:
+            scorer.close()

@@ -10,8 +10,9 @@ different path through the space; the
 `processes` mode instead runs K one-slot `nas worker` processes sharing the job, for comparison. Printed as
 JSON lines: per mode the trials, seconds, trials per hour (all trials, and trained ones) and the CPU used
 (CPU seconds per wall second over the cores: how busy the machine was), then the speed-up of each mode
-over sequential and, for architectures trained both sequentially and otherwise, how far their accuracies
-differ (points). `--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
+over sequential and, for architectures trained to the end both sequentially and otherwise, how far their
+accuracies differ (points; an early-stopped trial's accuracy is that of a partial training and is left
+out). `--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
 
     .venv/bin/python bench/continuous_batching.py [--trials 40] [--slots 2] [--sampler random|job]
         [--modes sequential,refill,waves,processes]
@@ -74,6 +75,7 @@ def run_mode(mode: str, slots: int, trials: int, sampler: str) -> dict[str, Any]
         worker.close()
     states = [state for state, _, _ in rows]
     trained = {arch: accuracy for state, arch, accuracy in rows if state in ("complete", "stopped")}
+    complete = {arch: accuracy for state, arch, accuracy in rows if state == "complete"}
     result = {"mode": mode, "slots": 1 if mode == "sequential" else slots, "trials": len(rows),
               "trained": sum(s in ("complete", "stopped") for s in states), "states": dict(
                   (s, states.count(s)) for s in sorted(set(states))),
@@ -82,7 +84,7 @@ def run_mode(mode: str, slots: int, trials: int, sampler: str) -> dict[str, Any]
               "cpu_busy": round(cpu / seconds / (os.cpu_count() or 1), 2),
               "load_average_1m": round(os.getloadavg()[0], 2)}
     emit(**result)
-    return {**result, "accuracies": trained}
+    return {**result, "accuracies": complete}
 
 
 def _cpu_seconds() -> float:

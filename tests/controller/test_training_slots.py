@@ -4,6 +4,7 @@ another reaches what it reaches alone (within seed noise), and no training proce
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,11 @@ def test_a_slot_process_gets_its_share_of_the_cores_as_tensorflow_threads(monkey
         scorer._child()
         try:
             assert scorer._process is not None
-            environ = Path(f"/proc/{scorer._process.pid}/environ").read_bytes().split(b"\0")
-            assert f"TF_NUM_INTRAOP_THREADS={expected}".encode() in environ
+            proc = Path(f"/proc/{scorer._process.pid}")
+            deadline = time.monotonic() + 30
+            while b"training_process" not in (proc / "cmdline").read_bytes():  # until it has exec'd
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert f"TF_NUM_INTRAOP_THREADS={expected}".encode() in (proc / "environ").read_bytes().split(b"\0")
         finally:
             scorer.close()

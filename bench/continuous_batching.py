@@ -11,8 +11,10 @@ different path through the space; the
 JSON lines: per mode the trials, seconds, trials per hour (all trials, and trained ones) and the CPU used
 (CPU seconds per wall second over the cores: how busy the machine was), then the speed-up of each mode
 over sequential and, for architectures trained to the end both sequentially and otherwise, how far their
-accuracies differ (points; an early-stopped trial's accuracy is that of a partial training and is left
-out). `--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
+accuracies differ (points: median, max and each gap; an early-stopped trial's accuracy is that of a partial
+training and is left out). A slot trains on its share of the cores, so its sums run in another order than
+one slot's: set `TF_NUM_INTRAOP_THREADS` to the core count to compare at the same thread count.
+`--device gpu` trains on a GPU when TensorFlow sees one (`auto`: when present).
 
     .venv/bin/python bench/continuous_batching.py [--trials 40] [--slots 2] [--sampler random|job]
         [--modes sequential,refill,waves,processes]
@@ -136,7 +138,8 @@ def main() -> None:
         emit(mode=mode, speedup_vs_sequential=round(sequential["seconds"] / result["seconds"] * result["trials"]
                                                     / max(sequential["trials"], 1), 2),
              same_architectures=len(common), accuracy_gap_points_median=round(statistics.median(gaps), 2)
-             if gaps else None, accuracy_gap_points_max=round(max(gaps), 2) if gaps else None)
+             if gaps else None, accuracy_gap_points_max=round(max(gaps), 2) if gaps else None,
+             accuracy_gaps_points=sorted(round(gap, 2) for gap in gaps))
     if {"refill", "waves"} <= set(results):
         refill, waves = results["refill"], results["waves"]
         emit(refill_over_waves=round(refill["trials_per_hour"] / waves["trials_per_hour"], 2),

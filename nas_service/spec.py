@@ -98,9 +98,9 @@ class Training(_Strict):
     export_int8: bool = Field(default=True, description="Export and evaluate each trained candidate as int8 TFLite.")
     concurrency: int = Field(default=1, ge=1, le=16, description=(
         "Candidates each worker trains side by side, each in a process of its own (a slot is refilled as soon "
-        "as its trial ends). Default: 2 with real training (on 2 cores, 1.5 times the trials per hour of one "
-        "on the default job, bench/continuous_batching.py); 1 with the estimator (milliseconds per candidate: "
-        "nothing to overlap)."))
+        "as its trial ends). Default: 2 with real training (on 2 cores, 1.8 to 1.95 times the trials per hour "
+        "of one on the default job, bench/continuous_batching.py); 1 with the estimator (milliseconds per "
+        "candidate: nothing to overlap)."))
 
     @model_validator(mode="before")
     @classmethod

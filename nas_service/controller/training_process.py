@@ -33,8 +33,9 @@ class TrainingProcessError(RuntimeError):
 class ProcessTrainScorer:
     """`TrainScorer` run in this slot's own child process (see the module docstring), with TensorFlow's thread
     pools sized to `threads`, the slot's share of the cores (unless the environment sets them): slots' pools
-    sized to all the cores contend for them, 8% slower on 2 cores with 2 slots, and a small candidate's ops
-    gain little from a second thread (1.37x its one-thread speed with two, on 2 cores)."""
+    sized to all the cores contend for them (8-24% slower on 2 cores with 2 slots), and a small candidate's
+    ops gain little from a second thread (1.37x its one-thread speed with two, on 2 cores). Fewer threads sum
+    in another order: accuracies then match training alone within seed noise, not to the digit."""
 
     name = "train"
 

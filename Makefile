@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bootstrap clean
+.PHONY: run test test-long lint bootstrap clean
 
 bootstrap: $(STAMP)
 
@@ -21,8 +21,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
-	$(BIN)/python -m pytest
+test: $(STAMP) lint  # everything but the few tests that take minutes each (marked `long`)
+	$(BIN)/python -m pytest -m 'not long'
+
+test-long: $(STAMP)  # the long tests alone; CI runs them after `make test`
+	$(BIN)/python -m pytest -m long
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -190,6 +190,7 @@ def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, s
 
 
 @pytest.mark.tf
+@pytest.mark.long
 def test_a_worker_killed_while_its_slots_train_leaves_no_training_process(pg: tuple[str, sa.Engine],
                                                                         tmp_path: Path) -> None:
     """Real training in two slots, each in a process of its own: SIGKILL the worker mid-training and its

@@ -1,5 +1,6 @@
 """Search slots with real training: each slot trains in a process of its own, a candidate trained beside
-another reaches what it reaches alone (within seed noise), and no training process outlives its worker."""
+another reaches what it reaches alone (to the digit, with the same thread count), and no training process
+outlives its worker."""
 
 from __future__ import annotations
 
@@ -41,11 +42,22 @@ def training_processes(parent: int | None = None) -> list[int]:
     return found
 
 
-def test_candidates_trained_in_two_slots_reach_what_they_reach_alone(tmp_path: Path) -> None:
+@pytest.mark.long
+def test_candidates_trained_in_two_slots_reach_exactly_what_they_reach_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both runs train in child processes with one TensorFlow thread each: the same thread count sums in the
+    # same order, so a candidate trained beside another reaches what it reaches alone to the digit. (A slot's
+    # default share of the cores differs from what a lone in-process run uses, which moves accuracies by seed
+    # noise; that is the reason the thread counts are pinned here, not a tolerance.)
+    from nas_service.controller.training_process import ProcessTrainScorer
+
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "1")
     results: dict[int, dict[str, tuple[float, float | None]]] = {}
     for slots in (1, 2):
+        alone = ProcessTrainScorer(threads=1) if slots == 1 else None  # else each slot makes its own
         worker = Worker(Settings(database_url=f"sqlite:///{tmp_path}/{slots}.db",
-                                 artifacts_dir=tmp_path / f"artifacts{slots}"))
+                                 artifacts_dir=tmp_path / f"artifacts{slots}"), scorer=alone)
         with worker.sessions() as session:
             job_id = jobs.create_job(session, training_job(slots)).id
         worker.run(job_id=job_id, exit_when_idle=True)
@@ -59,10 +71,7 @@ def test_candidates_trained_in_two_slots_reach_what_they_reach_alone(tmp_path: P
         results[slots] = {arch: (acc, int8) for state, arch, acc, int8 in rows if state == "complete"}
     common = set(results[1]) & set(results[2])
     assert len(common) >= 3  # the seeded sampler proposes the same architectures
-    for arch in common:  # each slot's process trains under the candidate's seed, as alone, but with its share
-        # of the cores' threads (one of 2 here), which sums in another order: within seed noise (7 of 360 images)
-        (accuracy, int8), (alone, int8_alone) = results[2][arch], results[1][arch]
-        assert abs(accuracy - alone) <= 0.02 and abs(int8 - int8_alone) <= 0.02  # type: ignore[operator]
+    assert {arch: results[2][arch] for arch in common} == {arch: results[1][arch] for arch in common}
     assert training_processes() == []  # the slots' processes ended with the job
 
 

@@ -23,6 +23,7 @@ Worker(Settings(database_url=f"sqlite:///{sys.argv[1]}")).close()
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_four_workers_starting_together_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     for attempt in range(20):
         db, go = tmp_path / f"race-{attempt}.db", tmp_path / f"go-{attempt}"

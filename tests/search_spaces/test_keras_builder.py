@@ -91,6 +91,7 @@ def test_random_architectures_match_analysis(seed: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("space_name", space_names())
 def test_space_samples_match_analysis(space_name: str) -> None:
     import optuna

@@ -196,6 +196,7 @@ def pareto_cmd(
     """Print the Pareto front of JOB, fastest first."""
     with session_maker(settings_for(db))() as session:
         front = service.get_front(session, job)
+        empty = service.empty_front_reason(session, job) if not front else None
     if as_json:
         typer.echo(json.dumps([p.to_dict() for p in front], indent=2))
     elif as_csv:
@@ -206,6 +207,8 @@ def pareto_cmd(
         for p in front:
             writer.writerow(p.to_dict())
         typer.echo(out.getvalue(), nl=False)
+    elif empty:
+        make_console().print(empty, highlight=False)
     else:
         make_console().print(front_table(front, f"Pareto front of job {job}"))
 

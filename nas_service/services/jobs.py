@@ -27,6 +27,11 @@ class NotFoundError(LookupError):
     """A job or candidate that does not exist (or belongs to another user)."""
 
 
+class EmptyFrontError(NotFoundError):
+    """A job whose Pareto front has no member yet; the message says why (nothing finished, or every trial
+    infeasible or failed)."""
+
+
 class JobStateError(ValueError):
     """An action that the job's current status does not allow."""
 
@@ -161,6 +166,28 @@ def get_front(session: Session, job_id: int, *, owner: str | None = None) -> lis
                            .where(Candidate.job_id == job_id, Candidate.on_front.is_(True))
                            .order_by(Candidate.latency_ms, Candidate.id))
     return [FrontPoint.of(c) for c in rows]
+
+
+def empty_front_reason(session: Session, job_id: int, *, owner: str | None = None) -> str:
+    """Why job `job_id`'s front is empty, in one sentence: what its trials have done so far."""
+    view = get_job(session, job_id, owner=owner)
+    counts = view.trial_counts
+    finished = sum(n for state, n in counts.items() if state != "running")
+    if not finished:
+        return f"job {job_id}'s Pareto front is empty: no trial has finished yet (the job is {view.status})"
+    parts = [f"{counts[s]} {label}" for s, label in (("infeasible", "infeasible (broke a constraint)"),
+                                                    ("stopped", "stopped early"), ("failed", "failed"))
+             if counts.get(s)]
+    return (f"job {job_id}'s Pareto front is empty: none of its {finished} finished trials joined it "
+            f"({', '.join(parts) or 'none trained'})")
+
+
+def require_front(session: Session, job_id: int, *, owner: str | None = None) -> list[FrontPoint]:
+    """The job's front, fastest first; `EmptyFrontError` (a 404) with the reason while it has no member."""
+    front = get_front(session, job_id, owner=owner)
+    if not front:
+        raise EmptyFrontError(empty_front_reason(session, job_id, owner=owner))
+    return front
 
 
 def _points(front: list[FrontPoint]) -> dict[int, FrontPoint]:

@@ -29,7 +29,7 @@ def test_create_list_get_cancel(api: Api) -> None:
 def test_other_users_jobs_are_not_found(api: Api) -> None:
     job = api.client.post("/api/v1/jobs", json=SPEC, headers=api.alice).json()
     for path in (f"/api/v1/jobs/{job['id']}", f"/api/v1/jobs/{job['id']}/trials", f"/api/v1/jobs/{job['id']}/front",
-                 f"/api/v1/jobs/{job['id']}/points", f"/api/v1/jobs/{job['id']}/front/knee"):
+                 f"/api/v1/jobs/{job['id']}/points"):
         assert api.client.get(path, headers=api.bob).status_code == 404, path
         assert api.client.get(path, headers=api.alice).status_code == 200, path
     assert api.client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=api.bob).status_code == 404
@@ -57,9 +57,9 @@ def test_empty_job_has_empty_front_and_points(api: Api) -> None:
     base = f"/api/v1/jobs/{job['id']}"
     assert api.client.get(f"{base}/front", headers=api.alice).json() == {"items": [], "total": 0, "offset": 0,
                                                                          "limit": None}
-    assert api.client.get(f"{base}/front/knee", headers=api.alice).json() is None
-    empty = api.client.get(f"{base}/front/best?max_latency_ms=5", headers=api.alice)
-    assert empty.status_code == 404 and "front is still empty" in empty.json()["detail"]
+    for path in ("front/knee", "front/best?max_latency_ms=5"):
+        empty = api.client.get(f"{base}/{path}", headers=api.alice)
+        assert empty.status_code == 404 and "front is empty: no trial has finished yet" in empty.json()["detail"]
     points = api.client.get(f"{base}/points", headers=api.alice).json()
     assert points["trial"] == [] and points["status"] == "queued"
     assert api.client.get(f"{base}/trials?sort=accuracy&order=desc", headers=api.alice).json()["total"] == 0

@@ -124,35 +124,40 @@ async def get_front(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Re
     return await ctx.results.respond(request, ctx.sessions, user, job_id, result_key("front", job_id), produce)
 
 
+EMPTY_FRONT = ("or its front is still empty (the message says why: nothing finished yet, or every trial "
+               "infeasible, stopped or failed)")
+
+
 @router.get("/{job_id}/front/best", response_model=FrontPointOut, responses={404: {
-    "model": ErrorOut, "description": "No such job (or another user's), or no front member at or under the limit; "
-                                      "the message says which and gives the fastest member's latency."}})
+    "model": ErrorOut, "description": f"No such job (or another user's), {EMPTY_FRONT}, or no front member at or "
+                                      "under the limit (the message gives the fastest member's latency)."}})
 async def best_under(job_id: JobId, user: User, ctx: Ctx, request: Request,
                      max_latency_ms: Annotated[float, Query(gt=0, le=1e9, description="Latency limit T in ms.")]
                      ) -> Response:
     """The most accurate front member no slower than `max_latency_ms`; 404 when there is none."""
 
     def produce(session: Session) -> FrontPointOut:
+        front = service.require_front(session, job_id, owner=user)
         point = service.best_under(session, job_id, max_latency_ms, owner=user)
         if point is None:
-            front = service.get_front(session, job_id, owner=user)
-            fastest = (f"its fastest member takes {front[0].latency_ms:.4g} ms" if front
-                       else "its front is still empty")
             raise service.NotFoundError(f"no member of job {job_id}'s front runs in {max_latency_ms:g} ms or less: "
-                                        f"{fastest}")
+                                        f"its fastest member takes {front[0].latency_ms:.4g} ms")
         return _front_point(point)
 
     key = result_key("best", job_id, max_latency_ms)
     return await ctx.results.respond(request, ctx.sessions, user, job_id, key, produce)
 
 
-@router.get("/{job_id}/front/knee", response_model=FrontPointOut | None, responses=NOT_FOUND)
+@router.get("/{job_id}/front/knee", response_model=FrontPointOut, responses={404: {
+    "model": ErrorOut, "description": f"No such job (or another user's), {EMPTY_FRONT}."}})
 async def knee(job_id: JobId, user: User, ctx: Ctx, request: Request) -> Response:
-    """The knee of the front (best trade-off); null while the front is empty."""
+    """The knee of the front (best trade-off); 404 while the front is empty, as `front/best` answers."""
 
-    def produce(session: Session) -> FrontPointOut | None:
+    def produce(session: Session) -> FrontPointOut:
         point = service.knee(session, job_id, owner=user)
-        return _front_point(point) if point else None
+        if point is None:
+            raise service.EmptyFrontError(service.empty_front_reason(session, job_id, owner=user))
+        return _front_point(point)
 
     return await ctx.results.respond(request, ctx.sessions, user, job_id, result_key("knee", job_id), produce)
 

@@ -13,6 +13,10 @@ of its own on its own TPU: invocation overhead, its input's transfer (the hand-o
 TPU), compute, and the part of its parameters beyond its own cache streamed. A pipeline's end-to-end
 latency is the sum of its stages; its throughput is one inference per slowest stage.
 
+A network with fewer valid cut points than devices is cut at all of them and uses fewer TPUs (the others
+idle): the segmentation says how many it uses (`devices_used`). At most `MAX_DEVICES` devices are asked for,
+the same on the CLI, the API and the multi-TPU profiles.
+
 Strategies, each an exact dynamic programme over the valid cut points: `params` minimises the largest
 segment's parameter bytes (what the compiler does), `latency` the slowest stage (the pipeline's
 throughput), `end_to_end` the sum of the stages (one inference's latency).
@@ -33,10 +37,12 @@ from latency_models.features import LayerTable
 from latency_models.profiles import PIPELINE_KIND, DeviceProfile
 
 STRATEGIES = ("latency", "params", "end_to_end")
+MAX_DEVICES = 8
+"""The most Edge TPUs a network is pipelined over (a host holds a few USB Accelerators or PCIe cards)."""
 
 
 class SegmentationError(LatencyError):
-    """A network that cannot be cut as asked (too few valid cut points, a device that is not an Edge TPU)."""
+    """A segmentation that cannot be asked for (a device that is not an Edge TPU, a device count out of range)."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,14 @@ class Segmentation:
     device: str
     profile_version: str
     devices: int
+    """The TPUs asked for; `devices_used` may be fewer (a network with fewer places to cut)."""
     strategy: str
     segments: tuple[Segment, ...]
+
+    @property
+    def devices_used(self) -> int:
+        """One TPU per segment: fewer than `devices` when the network has fewer valid cut points."""
+        return len(self.segments)
 
     @property
     def end_to_end_ms(self) -> float:
@@ -90,33 +102,30 @@ class Segmentation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "profile_version": self.profile_version, "devices": self.devices,
-                "strategy": self.strategy, "end_to_end_ms": self.end_to_end_ms,
+                "devices_used": self.devices_used, "strategy": self.strategy, "end_to_end_ms": self.end_to_end_ms,
                 "slowest_stage_ms": self.slowest_stage_ms, "throughput_per_s": self.throughput_per_s,
                 "cut_after": list(self.cut_after),
                 "segments": [{**asdict(s), "cpu_fallback_ops": list(s.cpu_fallback_ops)} for s in self.segments]}
 
 
 def segment_table(table: LayerTable, n_devices: int, profile: DeviceProfile, strategy: str = "latency") -> Segmentation:
-    """Cut a network's layer table into `n_devices` segments, one per Edge TPU (`latency_models.segment` takes
-    any form of network)."""
+    """Cut a network's layer table into `n_devices` segments, one per Edge TPU, or into fewer when it has fewer
+    valid cut points (`latency_models.segment` takes any form of network)."""
     if profile.kind not in ("edgetpu", PIPELINE_KIND):
         raise SegmentationError(f"device {profile.name!r} is a {profile.kind} device: expected an Edge TPU profile "
                                 "(edgetpu_usb, edgetpu_devboard)")
     if strategy not in STRATEGIES:
         raise SegmentationError(f"unknown segmentation strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    if not 1 <= n_devices <= 64:
-        raise SegmentationError(f"{n_devices} devices: expected 1 to 64")
+    if not 1 <= n_devices <= MAX_DEVICES:
+        raise SegmentationError(f"{n_devices} devices: expected 1 to {MAX_DEVICES}")
     crossing, single = _crossings(table)
     first_cpu = edgetpu.first_cpu_layer(table, profile)
     points = [0, *(b for b in range(1, min(first_cpu, len(table.names))) if single[b]), len(table.names)]
-    if len(points) < n_devices + 1:
-        raise SegmentationError(f"the network has {len(points) - 2} place(s) where one tensor crosses and the Edge "
-                                f"TPU runs both sides: it cannot be cut into {n_devices} segments")
     inputs = [table.input_bytes if p == 0 else int(crossing[p]) for p in points]
     latency = _stage_costs(table, profile, points, inputs)
     params = np.cumsum(np.concatenate([[0.0], table.param_bytes]))[points]
     param_cost = np.where(np.triu(np.ones_like(latency, dtype=bool), 1), params[None, :] - params[:, None], np.inf)
-    chosen = _best_path(param_cost if strategy == "params" else latency, n_devices,
+    chosen = _best_path(param_cost if strategy == "params" else latency, min(n_devices, len(points) - 1),
                         np.add if strategy == "end_to_end" else np.maximum)
     outputs = [*inputs[1:-1], int(table.rows[-1, f.OUT_ELEMENTS])]
     segments = tuple(_segment(table, profile, k, points[i], points[j], inputs[i], outputs[j - 1], latency[i, j])
@@ -188,12 +197,7 @@ def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
 
 def _pipeline_estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
     end_to_end = profile.fixed["measure"] == "end_to_end"
-    for n in range(int(profile.fixed["devices"]), 0, -1):
-        try:
-            cut = segment_table(table, n, profile, "end_to_end" if end_to_end else "latency")
-            break
-        except SegmentationError:
-            continue
+    cut = segment_table(table, int(profile.fixed["devices"]), profile, "end_to_end" if end_to_end else "latency")
     measure = cut.end_to_end_ms if end_to_end else cut.slowest_stage_ms
     layers = tuple(LayerLatency(f"segment {s.index} ({s.first_layer} .. {s.last_layer})", "segment", s.latency_ms,
                                 "memory" if s.streamed_param_bytes else "compute") for s in cut.segments)

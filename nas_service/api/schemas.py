@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from latency_models.pipeline import MAX_DEVICES
 from nas_service.spec import JobSpec
 
 
@@ -98,7 +99,8 @@ class LatencyOut(Out):
 
 
 class SegmentRequest(LatencyRequest):
-    devices: int = Field(2, ge=1, le=8, description="Edge TPUs to pipeline the network over.")
+    devices: int = Field(2, ge=1, le=MAX_DEVICES, description="Edge TPUs to pipeline the network over; a network "
+                         "with fewer places to cut uses fewer (`devices_used`).")
     strategy: Literal["latency", "params", "end_to_end"] = Field(
         "latency", description="latency: the slowest stage as fast as it can be (throughput); params: equal "
                                "parameter bytes, as edgetpu_compiler --num_segments cuts; end_to_end: the "
@@ -126,6 +128,7 @@ class SegmentationOut(Out):
     device: str
     profile_version: str
     devices: int
+    devices_used: int
     strategy: str
     end_to_end_ms: float
     slowest_stage_ms: float

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from latency_models.pipeline import MAX_DEVICES
 from nas_service.cli.output import make_console
 from search_spaces import resolve
 
@@ -65,7 +66,8 @@ def devices_cmd() -> None:
 @latency_app.command("segment")
 def segment_cmd(
     thing: Annotated[str, typer.Argument(help=THING_HELP)],
-    devices: Annotated[int, typer.Option(min=1, max=64, help="Edge TPUs to pipeline THING over.")] = 2,
+    devices: Annotated[int, typer.Option(min=1, max=MAX_DEVICES, help="Edge TPUs to pipeline THING over (a network "
+                                         "with fewer places to cut uses fewer).")] = 2,
     strategy: Annotated[str, typer.Option(help="latency: the slowest stage as fast as it can be (throughput); "
                                           "params: equal parameter bytes, as edgetpu_compiler --num_segments; "
                                           "end_to_end: the smallest sum of stages.")] = "latency",
@@ -89,7 +91,9 @@ def segment_cmd(
         extra = {"files": [str(p) for p in paths], "chain_identical": split.identical} if split else {}
         typer.echo(json.dumps({**cut.to_dict(), **extra}, indent=2))
         return
-    table = Table(title=f"{devices} x {device}, {strategy} strategy: end-to-end {cut.end_to_end_ms:.3f} ms, "
+    used = devices if cut.devices_used == devices else (f"{cut.devices_used} of {devices} (the network has only "
+                                                        f"{cut.devices_used - 1} place(s) to cut)")
+    table = Table(title=f"{used} x {device}, {strategy} strategy: end-to-end {cut.end_to_end_ms:.3f} ms, "
                         f"slowest stage {cut.slowest_stage_ms:.3f} ms ({cut.throughput_per_s:,.0f} inferences/s)",
                   title_justify="left")
     for col in ("segment", "layers", "first .. last layer", "params KiB", "streamed KiB", "input KiB", "stage ms"):

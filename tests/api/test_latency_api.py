@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 
+from typer.testing import CliRunner
+
 from nas_service.api.routes.latency import MAX_TFLITE_BYTES, MULTIPART_SLACK
+from nas_service.cli import app
 from tests.api.conftest import Api
 
 ARCH = "r96_n10/cn_k3_s2_c16_relu/er_k3_s1_e4_c16_relu/head_c256_relu"
@@ -67,7 +71,23 @@ def test_segment_an_architecture_over_several_tpus(api: Api) -> None:
     assert params.json()["slowest_stage_ms"] >= cut["slowest_stage_ms"]
     for bad, why in (({"devices": 0}, "greater than or equal to 1"), ({"devices": 9}, "less than or equal to 8"),
                      ({"strategy": "fast"}, "latency"), ({"device": "cpu_litert"}, "is a cpu device"),
-                     ({"arch": "mobilenet_v3_large"}, "cannot be cut"), ({"devices": "x"}, "integer")):
+                     ({"devices": "x"}, "integer")):
         response = api.client.post("/api/v1/latency/segment", json={**body, **bad}, headers=api.alice)
         assert response.status_code == 422 and why in response.text, (bad, response.text)
     assert api.client.post("/api/v1/latency/segment", json=body).status_code == 401
+
+
+def test_segment_uses_fewer_tpus_where_the_network_has_fewer_places_to_cut(api: Api) -> None:
+    """The CLI's rule: hard-swish in MobileNetV3's stem leaves the CPU the rest, so one TPU is used of the 8."""
+    body = {"arch": "mobilenet_v3_large", "devices": 8}
+    response = api.client.post("/api/v1/latency/segment", json=body, headers=api.alice)
+    assert response.status_code == 200, response.text
+    assert response.json()["devices"] == 8 and response.json()["devices_used"] == 1
+    result = CliRunner().invoke(app, ["latency", "segment", "mobilenet_v3_large", "--devices", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {k: v for k, v in response.json().items() if k != "arch"}
+    for bad in ("9", "64"):
+        cli = CliRunner().invoke(app, ["latency", "segment", "mobilenet_v2", "--devices", bad])
+        api_answer = api.client.post("/api/v1/latency/segment", json={**body, "devices": int(bad)}, headers=api.alice)
+        assert cli.exit_code == 2 and "less than or equal to 8" in cli.output, cli.output
+        assert api_answer.status_code == 422 and "less than or equal to 8" in api_answer.text

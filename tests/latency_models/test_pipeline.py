@@ -76,14 +76,23 @@ def test_the_cpu_fallback_tail_stays_in_the_last_segment() -> None:
 
 
 def test_bad_requests_are_refused_with_the_reason() -> None:
-    with pytest.raises(SegmentationError, match="cannot be cut into 64 segments"):
-        segment("mobilenet_v2", 64)
+    with pytest.raises(SegmentationError, match="9 devices: expected 1 to 8"):
+        segment("mobilenet_v2", 9)
     with pytest.raises(SegmentationError, match="unknown segmentation strategy 'fast'"):
         segment("mobilenet_v2", 2, strategy="fast")
     with pytest.raises(SegmentationError, match="is a cpu device"):
         segment("mobilenet_v2", 2, device="cpu_litert")
-    with pytest.raises(SegmentationError, match="has 0 place"):  # hard-swish in the stem: the CPU runs the rest
-        segment("mobilenet_v3_large", 2)
+
+
+def test_a_network_with_fewer_cut_points_than_devices_uses_fewer_tpus() -> None:
+    """As the multi-TPU profiles price it: every place to cut is used, the other TPUs idle."""
+    stem_cpu = segment("mobilenet_v3_large", 2)  # hard-swish in the stem: the CPU runs the rest, no place to cut
+    assert stem_cpu.devices == 2 and stem_cpu.devices_used == 1 and stem_cpu.to_dict()["devices_used"] == 1
+    assert stem_cpu.end_to_end_ms == predict("mobilenet_v3_large").total_ms
+    early = "r32_n10/cn_k3_s2_c16_relu/er_k3_s1_e3_c16_relu/er_k3_s2_e4_c24_relu/ir_k3_s2_e4_c32_hswish/head_c128_relu"
+    few = segment(early, 8)  # 4 places to cut before the hard-swish block
+    assert few.devices == 8 and few.devices_used == 5 and len(few.cut_after) == 4
+    assert segment(early, 5).segments == few.segments
 
 
 def test_multi_tpu_profiles_price_the_pipeline() -> None:

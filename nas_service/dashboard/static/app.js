@@ -350,7 +350,9 @@ async function showSegments(arch) {
   $("#segment-error").textContent = "";
   const cut = await (await api("/latency/segment", { method: "POST", body: JSON.stringify(body),
     headers: { "Content-Type": "application/json" } })).json();
-  $("#segment-summary").textContent = `end-to-end ${fmt(cut.end_to_end_ms, 3)} ms, slowest stage `
+  const fewer = cut.devices_used < cut.devices
+    ? `uses ${cut.devices_used} of ${cut.devices} TPUs (only ${cut.devices_used - 1} place(s) to cut); ` : "";
+  $("#segment-summary").textContent = `${fewer}end-to-end ${fmt(cut.end_to_end_ms, 3)} ms, slowest stage `
     + `${fmt(cut.slowest_stage_ms, 3)} ms: ${Math.round(cut.throughput_per_s).toLocaleString()} inferences/s`;
   const kib = (bytes, d = 0) => (bytes / 1024).toFixed(d);
   $("#segment-table tbody").replaceChildren(...cut.segments.map((s) => row([String(s.index),

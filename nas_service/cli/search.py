@@ -240,8 +240,9 @@ def export_cmd(
     from nas_service.services.export import export_front
 
     job = int(target)
-    with session_maker(settings_for(db))() as session:
-        written = export_front(session, job, out)
+    settings = settings_for(db)
+    with session_maker(settings)() as session:
+        written = export_front(session, job, out, settings.artifacts_dir)
     console = make_console()
     for path in written:
         console.print(f"wrote {path}", highlight=False)

@@ -45,6 +45,13 @@ def model_bytes_estimate(analysis: Analysis) -> int:
     return weights + 4 * biases + 300 * len(analysis.layers) + 2048
 
 
+def stored_path(written: str, artifacts_dir: Path) -> str:
+    """A written model file as its row stores it: relative to the artifacts directory, which every reader joins
+    it onto (`services.export.model_file`), whatever directory that reader runs in."""
+    path, root = Path(written).resolve(), artifacts_dir.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def num_classes_of(dataset: str, resolution: int | None) -> int:
     from nas_service.trainer.datasets import load_dataset
 
@@ -79,6 +86,7 @@ class TrialObjective:
     def __init__(self, sessions: sessionmaker[Session], job_id: int, spec: JobSpec, *, worker: str,
                  artifacts_dir: Path, scorer: Scorer | None = None) -> None:
         self.sessions, self.job_id, self.spec, self.worker = sessions, job_id, spec, worker
+        self.artifacts_root = artifacts_dir
         self.artifacts_dir = artifacts_dir / f"job-{job_id}"
         self.space = load_space(spec.space)
         self.num_classes = num_classes_of(spec.dataset, spec.resolution)
@@ -182,7 +190,8 @@ class TrialObjective:
         result: dict[str, object] = {
             "status": "trained", "accuracy": score.accuracy, "int8_accuracy": score.int8_accuracy,
             "epochs_trained": score.epochs, "stopped_early": score.stopped_early, "curve": score.curve,
-            "train_seconds": score.seconds, "tflite_path": score.tflite_path, "model_bytes": score.model_bytes}
+            "train_seconds": score.seconds, "model_bytes": score.model_bytes,
+            "tflite_path": stored_path(score.tflite_path, self.artifacts_root) if score.tflite_path else None}
         for key, value in result.items():
             setattr(c, key, value)
         return result

@@ -17,7 +17,16 @@ class ExportError(ValueError):
     """A front that has no model files to export; the message says why and what to do."""
 
 
-def _front_files(session: Session, job_id: int, owner: str | None) -> list[tuple[str, Path, dict[str, object]]]:
+def model_file(artifacts_dir: Path, stored: str | None) -> Path | None:
+    """The file of a candidate's stored `tflite_path` (relative to the artifacts directory); None if it has none."""
+    if not stored:
+        return None
+    path = Path(stored)
+    return path if path.is_absolute() else artifacts_dir / path
+
+
+def _front_files(session: Session, job_id: int, artifacts_dir: Path,
+                 owner: str | None) -> list[tuple[str, Path, dict[str, object]]]:
     """(file name, source file, index entry) of every front member, fastest first; `ExportError` if any is missing."""
     job = get_job(session, job_id, owner=owner)
     front = get_front(session, job_id, owner=owner)
@@ -26,14 +35,15 @@ def _front_files(session: Session, job_id: int, owner: str | None) -> list[tuple
     if job.spec.training.scorer == "estimate":
         raise ExportError(f"job {job_id} scored its candidates with the cheap accuracy estimator: there are no "
                           "trained models to export; run the search with `--scorer train`")
-    missing = [p.candidate_id for p in front if not p.tflite_path or not Path(p.tflite_path).is_file()]
+    paths = {p.candidate_id: model_file(artifacts_dir, p.tflite_path) for p in front}
+    missing = [cid for cid, path in paths.items() if path is None or not path.is_file()]
     if missing:
         raise ExportError(f"job {job_id}: front candidates {missing} have no int8 TFLite file (exported with "
                           "training.export_int8, kept under the artifacts directory)")
     files = []
     for rank, point in enumerate(front, 1):
         name = f"{rank:02d}_{point.latency_ms:.3f}ms_{point.accuracy:.4f}.tflite"
-        files.append((name, Path(str(point.tflite_path)), {**point.to_dict(), "file": name}))
+        files.append((name, Path(str(paths[point.candidate_id])), {**point.to_dict(), "file": name}))
     return files
 
 
@@ -42,9 +52,10 @@ def _index(job_id: int, files: list[tuple[str, Path, dict[str, object]]]) -> str
     return json.dumps({"job": job_id, "front": [entry for *_, entry in files]}, indent=2)
 
 
-def export_front(session: Session, job_id: int, out_dir: Path, *, owner: str | None = None) -> list[Path]:
+def export_front(session: Session, job_id: int, out_dir: Path, artifacts_dir: Path, *,
+                 owner: str | None = None) -> list[Path]:
     """Write `NN_<latency>ms_<accuracy>.tflite` for every front member (fastest first) and `front.json`."""
-    files = _front_files(session, job_id, owner)
+    files = _front_files(session, job_id, artifacts_dir, owner)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, source, _ in files:
         shutil.copyfile(source, out_dir / name)
@@ -52,9 +63,9 @@ def export_front(session: Session, job_id: int, out_dir: Path, *, owner: str | N
     return [out_dir / name for name, *_ in files]
 
 
-def front_zip(session: Session, job_id: int, *, owner: str | None = None) -> bytes:
+def front_zip(session: Session, job_id: int, artifacts_dir: Path, *, owner: str | None = None) -> bytes:
     """The same files as `export_front`, as one zip (the dashboard's "download front")."""
-    files = _front_files(session, job_id, owner)
+    files = _front_files(session, job_id, artifacts_dir, owner)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, source, _ in files:

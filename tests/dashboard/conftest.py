@@ -40,14 +40,16 @@ def nas(*args: str, env: dict[str, str]) -> str:
 
 
 @contextmanager
-def serving(database_url: str, root: Path, workers: int = 1) -> Iterator[Served]:
-    """`nas serve` on `database_url` with `workers` workers, and a token for alice."""
-    env = {**os.environ, "NAS_DATABASE_URL": database_url, "NAS_ARTIFACTS_DIR": str(root / "artifacts"),
-           "NAS_POLL_INTERVAL_S": "0.2"}
+def serving(database_url: str, root: Path, workers: int = 1, *, in_root: bool = False) -> Iterator[Served]:
+    """`nas serve` on `database_url` with `workers` workers, and a token for alice. `in_root`: run in `root` with the
+    default relative artifacts directory, as `make run` does."""
+    env = {**os.environ, "NAS_DATABASE_URL": database_url, "NAS_POLL_INTERVAL_S": "0.2",
+           "NAS_ARTIFACTS_DIR": "artifacts" if in_root else str(root / "artifacts")}
     token = nas("tokens", "create", "--user", "alice", "--quiet", env=env).strip()
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-c", "from nas_service.cli import main; main()", "serve",
-                             "--port", str(port), "--workers", str(workers), "--log-level", "warning"], env=env)
+                             "--port", str(port), "--workers", str(workers), "--log-level", "warning"], env=env,
+                            cwd=root if in_root else None)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180  # a loaded 2-core CI machine can take long to import

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import sqlalchemy as sa
 
-from nas_service.db import Candidate, make_engine
 from tests.api.conftest import median_latency_ms
 from tests.dashboard.conftest import ARTIFACTS, Served
 
@@ -128,38 +124,6 @@ def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
     page.wait_for_selector(f"#jobs-table tr[data-job-id='{job_id}'] .status.completed")
     page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
     assert page.errors == []
-
-
-@pytest.mark.tf
-@pytest.mark.slow
-def test_candidate_tflite_downloads(job: tuple[Any, int], served: Served) -> None:
-    """The int8 file a trained candidate would have: built and converted from its own architecture."""
-    from nas_service.trainer.tflite_export import convert_int8
-    from search_spaces import decode
-    from search_spaces.keras_builder import build_keras
-
-    page, job_id = job
-    engine = make_engine(served.database_url)
-    with engine.begin() as conn:
-        cid, arch = conn.execute(sa.select(Candidate.id, Candidate.arch).where(
-            Candidate.job_id == job_id, Candidate.on_front.is_(True)).order_by(Candidate.latency_ms)).first()
-        spec = decode(arch)
-        model = build_keras(spec)
-        images = np.random.default_rng(0).random((8, spec.resolution, spec.resolution, 3), dtype=np.float32)
-        data = convert_int8(model, images, num_samples=8)
-        path = served.artifacts_dir / f"job-{job_id}" / f"{cid}.tflite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        conn.execute(sa.update(Candidate).where(Candidate.id == cid).values(tflite_path=str(path)))
-    engine.dispose()
-    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}/candidates/{cid}")
-    page.wait_for_selector("#download-tflite:not([disabled])")
-    with page.expect_download() as download:
-        page.click("#download-tflite")
-    saved = download.value.path()
-    assert download.value.suggested_filename == f"candidate_{cid}.tflite"
-    body = Path(saved).read_bytes()
-    assert body == data and body[4:8] == b"TFL3"
 
 
 def test_cpu_fallback_candidates_are_marked_on_plot_and_front(job: tuple[Any, int], served: Served) -> None:

@@ -5,7 +5,6 @@ A job owned by another user answers 404, exactly like a job that does not exist.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -174,11 +173,11 @@ def get_candidate(job_id: JobId, candidate_id: CandidateId, user: User, session:
     **NOT_FOUND, 200: {"content": {"application/zip": {}}, "description": "Every front member's int8 TFLite file, "
                                                                           "fastest first, and front.json."},
     409: {"model": ErrorOut, "description": "No front yet, an estimator job (nothing trained) or missing files."}})
-def download_front(job_id: JobId, user: User, session: DbSession) -> Response:
+def download_front(job_id: JobId, user: User, session: DbSession, ctx: Ctx) -> Response:
     """The job's whole Pareto front as a zip: `NN_<latency>ms_<accuracy>.tflite` files and `front.json`."""
     from nas_service.services.export import front_zip
 
-    return Response(front_zip(session, job_id, owner=user), media_type="application/zip",
+    return Response(front_zip(session, job_id, ctx.settings.artifacts_dir, owner=user), media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="job{job_id}_front.zip"'})
 
 
@@ -187,10 +186,10 @@ def download_front(job_id: JobId, user: User, session: DbSession) -> Response:
                                           "description": "The candidate's int8 TFLite file."}})
 def download_tflite(job_id: JobId, candidate_id: CandidateId, user: User, session: DbSession, ctx: Ctx) -> FileResponse:
     """The candidate's int8 TFLite model."""
+    from nas_service.services.export import model_file
+
     view = service.get_candidate(session, job_id, candidate_id, owner=user)
-    path = pathlib.Path(view.tflite_path) if view.tflite_path else None
-    if path is not None and not path.is_absolute():
-        path = ctx.settings.artifacts_dir / path
+    path = model_file(ctx.settings.artifacts_dir, view.tflite_path)
     if path is None or not path.is_file():
         raise service.NotFoundError(f"candidate {candidate_id} of job {job_id} has no int8 TFLite file "
                                     "(not trained, infeasible, or exported without int8)")

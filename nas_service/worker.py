@@ -3,6 +3,7 @@
 Run as many as you like, on as many machines as can reach the PostgreSQL database. SIGTERM or
 Ctrl-C lets the current trial finish and then exits; SIGKILL loses only the trial in flight, which
 another worker re-queues once its heartbeat is stale. A restarted worker resumes unfinished jobs.
+`nas search` interrupts instead (`Worker.interrupt`): its trials in flight are given back at once.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from functools import partial
 from types import FrameType
 
+import optuna
+
 from nas_service.config import Settings
 from nas_service.controller.batched_storage import batched
 from nas_service.controller.scoring import Scorer
 from nas_service.controller.study import make_storage, quiet_optuna
+from nas_service.controller.training_process import kill_children
 from nas_service.db import make_engine, session_factory, upgrade_head
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.job_queue import claim_job, fail_job
@@ -55,9 +59,11 @@ class Worker:
                                    grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
                                    busy_timeout_s=self.settings.sqlite_busy_timeout_s)
         storage = batched(backend) if self.settings.batched_storage else backend
-        self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
-                              self.settings.heartbeat_grace_s, self.scorer, self.on_trial, self.refill)
         self.stopping = threading.Event()
+        self.interrupted = threading.Event()
+        self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
+                              self.settings.heartbeat_grace_s, self.scorer, self.on_trial, self.refill,
+                              self.interrupted.is_set)
 
     def run(self, *, job_id: int | None = None, exit_when_idle: bool = False,
             on_idle: Callable[[], None] | None = None) -> None:
@@ -101,6 +107,15 @@ class Worker:
     def _fail(self, job_id: int, exc: Exception) -> str:
         with self.sessions() as session:
             return fail_job(session, job_id, exc)
+
+    def interrupt(self) -> None:
+        """Stop now, giving up the trials in flight: their training processes are killed, and each trial is
+        marked stale with its budget unit given back and its parameters re-queued, so that a resumed job
+        runs them again. An in-process training ends at its next epoch. Safe in a signal handler."""
+        self.interrupted.set()
+        self.stopping.set()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # not a warning with a traceback per trial given up
+        kill_children()
 
     def stop_on_signals(self) -> None:
         """SIGTERM/SIGINT: finish the trial in flight, then leave."""

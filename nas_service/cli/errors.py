@@ -24,11 +24,11 @@ err_console = make_console(stderr=True)
 
 def run_cli(app: typer.Typer) -> int:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a `typer.Exit`'s code rather than raising it
     except USER_ERRORS as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
     except typer.Exit as exc:
@@ -40,4 +40,4 @@ def run_cli(app: typer.Typer) -> int:
             exc.show()
             return int(getattr(exc, "exit_code", 2))
         raise
-    return 0
+    return code if isinstance(code, int) else 0

@@ -67,12 +67,23 @@ def cancel_cmd(job: JobArg, db: DbOpt = None) -> None:
     make_console().print(f"job {view.id} {view.status} after {view.trials_done} trials", highlight=False)
 
 
-def resume_cmd(job: JobArg, db: DbOpt = None) -> None:
-    """Queue a cancelled or failed JOB again; a worker (`nas worker`, `nas serve`) runs the rest of its budget."""
-    with session_maker(settings_for(db))() as session:
+def resume_cmd(job: JobArg, run: Annotated[bool, typer.Option("--run", help="Run the rest in this process, as "
+                                                                       "`nas search` does.")] = False,
+               db: DbOpt = None) -> None:
+    """Queue a cancelled, interrupted or failed JOB again; a worker (`nas worker`, `nas serve`) runs the rest of
+    its budget, or this command with --run."""
+    from nas_service.cli.search import run_here
+
+    settings = settings_for(db)
+    with session_maker(settings)() as session:
         view = service.resume_job(session, job)
+    if run:
+        make_console().print(f"job {view.id} resumed: {view.trials_done} trials kept", highlight=False)
+        run_here(settings, job, db)
+        return
     make_console().print(f"job {view.id} {view.status}: {view.trials_done} trials kept; start `nas worker --job "
-                         f"{view.id} --exit-when-idle` or `nas serve` to run the rest", highlight=False)
+                         f"{view.id} --exit-when-idle` or `nas serve` to run the rest (or use --run)",
+                         highlight=False)
 
 
 def rm_cmd(job: JobArg, db: DbOpt = None) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -15,9 +17,13 @@ from rich.table import Table
 
 from nas_service.cli.database import DbOpt, session_maker, settings_for
 from nas_service.cli.output import make_console
+from nas_service.config import Settings
 from nas_service.services import jobs as service
 from nas_service.services.views import FrontPoint, TrialView
 from nas_service.spec import JobSpec, load_spec_file, parse_spec
+
+if TYPE_CHECKING:
+    from nas_service.worker import Worker
 
 
 def front_table(points: list[FrontPoint], title: str) -> Table:
@@ -105,7 +111,6 @@ def search(
     settings = settings_for(db)
     console = make_console()
     from nas_service.services.work import check_runnable
-    from nas_service.worker import Worker
 
     check_runnable(spec)  # a dataset or warm start that cannot load fails here, before the job exists
     sessions = session_maker(settings)
@@ -113,6 +118,36 @@ def search(
         job = service.create_job(session, spec, owner=user)
     console.print(f"job [bold]{job.id}[/] of {user}: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "
                   f"device {spec.device}, scorer {spec.training.scorer}, database {settings.database_url}")
+    run_here(settings, job.id, db)
+
+
+def interrupt_on_signals(worker: Worker) -> list[int]:
+    """SIGINT (Ctrl-C) and SIGTERM interrupt the search (`Worker.interrupt`); a second one leaves at once.
+    Returns the list that the first signal's number is put in."""
+    caught: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+        worker.interrupt()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return caught
+
+
+def run_here(settings: Settings, job_id: int, db: str | None) -> None:
+    """Run the queued job JOB_ID in this process with a progress bar, then print its front and what next.
+    Interrupted by SIGINT or SIGTERM, the job is cancelled with its trials in flight given back (`nas resume`
+    runs them again) and the command exits 128 + the signal's number (130, 143)."""
+    from nas_service.worker import Worker
+
+    console = make_console()
+    sessions = session_maker(settings)
+    with sessions() as session:
+        job = service.get_job(session, job_id)
+    spec = job.spec
     progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[front]}"),
                         console=console, transient=False)
@@ -120,7 +155,7 @@ def search(
 
     def on_trial(trial: TrialView) -> None:
         with sessions() as session:
-            front = service.get_front(session, job.id)
+            front = service.get_front(session, job_id)
         if front:
             best = max(front, key=lambda p: p.accuracy)
             front_note["text"] = (f"front: {len(front)} pts, fastest {front[0].latency_ms:.3f} ms, "
@@ -128,34 +163,47 @@ def search(
         progress.update(task, advance=1, front=front_note["text"])
 
     worker = Worker(settings, name="local", on_trial=on_trial)
-    worker.stop_on_signals()
+    caught = interrupt_on_signals(worker)
     start = time.perf_counter()
     with progress:
-        task = progress.add_task("search", total=spec.budget.trials, front=front_note["text"])
-        worker.run(job_id=job.id, exit_when_idle=True)
+        task = progress.add_task("search", total=spec.budget.trials, completed=job.trials_done,
+                                 front=front_note["text"])
+        worker.run(job_id=job_id, exit_when_idle=True)
     worker.close()
+    db_flag = f" --db {db}" if db else ""
+    if caught:
+        name = signal.Signals(caught[0]).name
+        with sessions() as session:
+            service.interrupt_job(session, job_id, f"interrupted by {name}: `nas resume {job_id}` runs the rest")
     with sessions() as session:
-        final = service.get_job(session, job.id)
-        front = service.get_front(session, job.id)
-        knee_point = service.knee(session, job.id)
+        final = service.get_job(session, job_id)
+        front = service.get_front(session, job_id)
+        knee_point = service.knee(session, job_id)
     estimated = " - accuracies ESTIMATED, not trained" if final.estimated else ""
-    console.print(front_table(front, f"Pareto front of job {job.id}: accuracy vs {spec.device} latency "
+    status = "interrupted" if caught else final.status
+    console.print(front_table(front, f"Pareto front of job {job_id}: accuracy vs {spec.device} latency "
                                      f"({final.trials_done} trials, {time.perf_counter() - start:.0f} s, "
-                                     f"{final.status}){estimated}"))
+                                     f"{status}){estimated}"))
     sampled = sum(p.origin == "sampler" for p in front)
     console.print(f"{counts_line(final.trial_counts)}; front: {len(front)} members, {sampled} from the sampler, "
                   f"{len(front) - sampled} from the warm start", highlight=False)
     if knee_point:
         console.print(f"knee: candidate {knee_point.candidate_id}, accuracy {knee_point.accuracy:.4f} at "
                       f"{knee_point.latency_ms:.3f} ms")
-    db_flag = f" --db {db}" if db else ""
+    if caught:
+        released = final.trial_counts.get("stale", 0)
+        console.print(f"interrupted by {signal.Signals(caught[0]).name}: job {job_id} cancelled after "
+                      f"{final.trials_done} of {final.trials_budget or '-'} trials ({released} given back); "
+                      f"`nas resume {job_id} --run{db_flag}` runs the rest", highlight=False)
+        raise typer.Exit(128 + caught[0])
     console.print("next:")
-    console.print(f"  nas pareto {job.id}{db_flag} --json           # the front as JSON", highlight=False)
+    console.print(f"  nas pareto {job_id}{db_flag} --json           # the front as JSON", highlight=False)
     if spec.training.scorer == "train":
-        console.print(f"  nas export {job.id} --front --out front-{job.id}{db_flag}   # int8 TFLite of every member",
+        console.print(f"  nas export {job_id} --front --out front-{job_id}{db_flag}   # int8 TFLite of every member",
                       highlight=False)
-    console.print(f"  nas trials {job.id}{db_flag}           # every trial: state, origin, accuracy, latency",
+    console.print(f"  nas trials {job_id}{db_flag}           # every trial: state, origin, accuracy, latency",
                   highlight=False)
+    user = final.owner or LOCAL_USER
     console.print(f"  nas tokens create --user {user}{db_flag} && nas serve{db_flag}   # log in to the dashboard "
                   f"as {user} to see this job", highlight=False)
 

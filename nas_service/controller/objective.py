@@ -7,6 +7,7 @@ it settled is kept as a frozen `Outcome` for the caller (progress hooks, telling
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,10 @@ from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.models import Candidate
 from nas_service.spec import Constraints, JobSpec
 from search_spaces import Analysis, ArchSpec, analyze, encode, load_space
+
+
+class TrialInterrupted(Exception):
+    """The search was interrupted (Ctrl-C, SIGTERM) while this trial ran: it is given back, not failed."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,12 @@ class TrialObjective:
     """Optuna's objective for one slot of a job (see the module docstring)."""
 
     def __init__(self, sessions: sessionmaker[Session], job_id: int, spec: JobSpec, *, worker: str,
-                 artifacts_dir: Path, scorer: Scorer | None = None) -> None:
+                 artifacts_dir: Path, scorer: Scorer | None = None,
+                 interrupted: Callable[[], bool] = lambda: False) -> None:
         self.sessions, self.job_id, self.spec, self.worker = sessions, job_id, spec, worker
         self.artifacts_root = artifacts_dir
+        self.interrupted = interrupted
+        """True once the search gives up its trials in flight: they are released and re-queued, not failed."""
         self.artifacts_dir = artifacts_dir / f"job-{job_id}"
         self.space = load_space(spec.space)
         self.num_classes = num_classes_of(spec.dataset, spec.resolution)
@@ -106,8 +114,10 @@ class TrialObjective:
                                                    retry_of=attrs.get("failed_trial"))
             return self._evaluate(trial, origin)
         except BaseException as exc:
-            if is_connection_lost(exc):  # not the candidate's fault: re-queue it, as if its worker had died
-                retry_on_connection_loss(lambda: self._requeue(trial), what=f"re-queueing trial {trial.number}")
+            if is_connection_lost(exc) or self.interrupted():  # not the candidate's fault: re-queue it, as if
+                reason = ("search interrupted mid-trial; re-queued" if self.interrupted()  # its worker had died
+                          else "database connection lost mid-trial")
+                retry_on_connection_loss(lambda: self._requeue(trial, reason), what=f"re-queueing trial {trial.number}")
                 raise
             # With its candidate when one was made, so the failure is shown at the candidate's latency.
             self._settle(trial.number, self.current, "failed", error=f"{type(exc).__name__}: {exc}")
@@ -124,10 +134,9 @@ class TrialObjective:
                                  what=f"telling Optuna the result of trial {outcome.number}")
         return True
 
-    def _requeue(self, trial: optuna.Trial) -> None:
+    def _requeue(self, trial: optuna.Trial, reason: str) -> None:
         with self.sessions() as session:
-            released = job_queue.release_trial(session, self.job_id, trial.number,
-                                               "database connection lost mid-trial")
+            released = job_queue.release_trial(session, self.job_id, trial.number, reason)
         if released:
             RETRY(trial.study, trial.study._storage.get_trial(trial._trial_id))
 
@@ -176,6 +185,8 @@ class TrialObjective:
         use_rule = self.spec.training.early_stopping and self.spec.mode == "pareto"
 
         def keep_going(epoch: int, accuracy: float) -> bool:
+            if self.interrupted():
+                raise TrialInterrupted(f"interrupted after epoch {epoch}")
             curve.append(accuracy)
             return not use_rule or not early_stop.should_stop(
                 curve, self.spec.training.epochs, c.latency_ms, self._front_2d(), self.num_classes,
@@ -185,7 +196,7 @@ class TrialObjective:
             score = self.scorer.score(arch, dataset=self.spec.dataset, training=self.spec.training,
                                       seed=self.spec.seed, keep_going=keep_going, artifacts_dir=self.artifacts_dir)
         except BaseException:
-            self._set_status(c, "failed")
+            self._set_status(c, "pending" if self.interrupted() else "failed")
             raise
         result: dict[str, object] = {
             "status": "trained", "accuracy": score.accuracy, "int8_accuracy": score.int8_accuracy,

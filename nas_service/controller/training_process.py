@@ -6,6 +6,8 @@ and Keras's per-step work hold Python's interpreter lock, and TensorFlow's threa
 one long-lived child process (spawned on first use, so TensorFlow is imported once per slot and job) and
 relays the child's per-epoch `keep_going` questions to the search, which answers from the job's front.
 The child dies with its worker, even one killed with SIGKILL, and a child that dies fails its trial only.
+It ignores SIGINT and SIGTERM: a Ctrl-C in a terminal reaches the whole process group, and it is the worker's
+to decide what becomes of the trial in flight (`kill_children` ends the children when it gives the trial up).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,18 @@ if TYPE_CHECKING:  # the child imports nothing heavy before it is bound to its p
 
 class TrainingProcessError(RuntimeError):
     """Training failed in the slot's process (the message names the original error) or the process died."""
+
+
+_CHILDREN: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+"""The live training processes this process started."""
+
+
+def kill_children() -> None:
+    """SIGKILL every slot's training process (safe in a signal handler): the trials they trained end with
+    `TrainingProcessError`, and the next candidate of a slot starts a new process."""
+    for process in list(_CHILDREN):
+        with contextlib.suppress(OSError):
+            process.kill()
 
 
 class ProcessTrainScorer:
@@ -82,6 +97,7 @@ class ProcessTrainScorer:
                 pass_fds=(down_read, up_write),
                 env={"TF_FORCE_GPU_ALLOW_GROWTH": "true", "TF_NUM_INTRAOP_THREADS": str(self.threads),
                      "TF_NUM_INTEROP_THREADS": str(self.threads), **os.environ})
+            _CHILDREN.add(self._process)
             os.close(down_read)
             os.close(up_write)
             self._to_child = Connection(down_write, readable=False)
@@ -144,5 +160,7 @@ def close_scorer(scorer: Any) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides (see the module docstring)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent(int(sys.argv[3]))
     serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

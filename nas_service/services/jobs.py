@@ -101,6 +101,18 @@ def cancel_job(session: Session, job_id: int, *, owner: str | None = None) -> Jo
     return get_job(session, job_id, owner=owner)
 
 
+def interrupt_job(session: Session, job_id: int, reason: str) -> JobView:
+    """Cancel a job whose search was interrupted, saying so in its error, and release the trials still marked
+    running (their budget units come back), so that `resume_job` can queue it again."""
+    now = datetime.now(UTC)
+    session.execute(sa.update(Trial).where(Trial.job_id == job_id, Trial.state == "running")
+                    .values(state="stale", finished_at=now, error=reason))
+    session.execute(sa.update(Job).where(Job.id == job_id, Job.status.in_(("queued", "running")))
+                    .values(status="cancelled", error=reason, finished_at=now, trials_reserved=Job.trials_done))
+    session.commit()
+    return get_job(session, job_id)
+
+
 def resume_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
     """Queue a cancelled or failed job again: its finished trials are kept, the rest of its budget runs."""
     job = _job(session, job_id, owner)

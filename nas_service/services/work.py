@@ -97,6 +97,8 @@ class RunContext:
     on_trial: TrialHook | None = None
     refill: bool = True
     """Refill a slot as soon as its trial ends (False: start slots in waves; only benchmarks want that)."""
+    interrupted: Callable[[], bool] = lambda: False
+    """True once trials in flight are to be given back rather than finished (`Worker.interrupt`)."""
 
 
 def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: False) -> bool:
@@ -118,7 +120,8 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
     if spec.initial and not study.get_trials(deepcopy=False):
         enqueue_initial(study, spec)
     objectives = [TrialObjective(ctx.sessions, job_id, spec, worker=ctx.worker, artifacts_dir=ctx.artifacts_dir,
-                                 scorer=ctx.scorer) for _ in range(spec.training.concurrency)]
+                                 scorer=ctx.scorer, interrupted=ctx.interrupted)
+                  for _ in range(spec.training.concurrency)]
     failed = threading.Event()
 
     def reserve() -> bool:

@@ -83,7 +83,15 @@ def test_search_refuses_a_dataset_that_cannot_load_before_creating_the_job(
 
     db = f"sqlite:///{tmp_path / 'nas.db'}"
     (tmp_path / "corrupt.npz").write_bytes(b"\x93NUMPY" + bytes(300))
-    for dataset in (str(tmp_path / "missing.npz"), str(tmp_path / "corrupt.npz")):
+    import numpy as np
+
+    x = np.random.default_rng(0).random((20, 8, 8))
+    np.savez(tmp_path / "label10.npz", x_train=x, y_train=np.arange(20) % 10 + (np.arange(20) == 19),
+             x_test=x[:10], y_test=np.arange(10), classes=np.array([str(i) for i in range(10)]))
+    x[3, 1, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", x_train=x, y_train=np.arange(20) % 2, x_test=x[:4], y_test=np.arange(4) % 2)
+    for dataset in (str(tmp_path / "missing.npz"), str(tmp_path / "corrupt.npz"), str(tmp_path / "label10.npz"),
+                    str(tmp_path / "nan.npz")):
         monkeypatch.setattr("sys.argv", ["nas", "search", "--scorer", "estimate", "--dataset", dataset, "--db", db])
         assert run_cli(app) == 2
         err = capsys.readouterr().err

@@ -6,7 +6,8 @@ A dataset is named by a string, so that a job spec, the CLI and the API say the 
 - `fashion_mnist_small`: a 12,000 / 2,000 stratified subset of Fashion-MNIST shipped in the package, and
   `fashion_mnist`: the full set from Debian's `dataset-fashion-mnist` files (see `fashion_mnist.py`).
 - a folder with one subfolder of images per class, split 80/20 per class.
-- a `.npz` file holding `x_train`, `y_train`, `x_test` and `y_test`.
+- a `.npz` file holding `x_train`, `y_train`, `x_test` and `y_test` (integer labels 0..K-1), and optionally
+  `classes`, the K class names.
 - `keras:NAME` (mnist, fashion_mnist, cifar10, cifar100) or `tfds:NAME`, downloaded on first use.
 
 Images are resized to the square resolution asked for and grayscale is repeated to three channels,
@@ -136,6 +137,7 @@ def _load_npz(path: Path) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data.files]
+            names = tuple(str(c) for c in data["classes"].reshape(-1)) if "classes" in data.files else None
             if missing:
                 raise DatasetError(f"dataset file {name!r} lacks {', '.join(missing)}: expected arrays x_train, "
                                    f"y_train, x_test and y_test (found {', '.join(data.files) or 'none'})")
@@ -147,7 +149,7 @@ def _load_npz(path: Path) -> Dataset:
         raise DatasetError(f"dataset file {name!r} cannot be read as a .npz of numeric arrays "
                            f"({str(exc).splitlines()[0][:120]}): expected np.savez output with x_train, y_train, "
                            "x_test and y_test, no object arrays") from None
-    return _from_arrays(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
+    return _from_arrays(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], names)
 
 
 def _load_keras(which: str) -> Dataset:
@@ -208,7 +210,9 @@ def _load_folder(root: Path, resolution: int) -> Dataset:
 
 def _from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                  y_test: np.ndarray, classes: tuple[str, ...] | None = None) -> Dataset:
-    """Validate given splits, turn images into uint8 (N, H, W, C) and labels into 0..K-1."""
+    """Validate given splits and turn images into uint8 (N, H, W, C). Labels are taken as they are, never
+    renumbered: integers 0..K-1, K being the number of class names when the data has them (`classes`),
+    otherwise the number of distinct training labels."""
     x_train, x_test = _as_images(name, "x_train", x_train), _as_images(name, "x_test", x_test)
     y_train, y_test = np.asarray(y_train).reshape(-1), np.asarray(y_test).reshape(-1)
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
@@ -218,15 +222,26 @@ def _from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DatasetError(f"dataset {name!r} has train images of shape {x_train.shape[1:]} but test images of "
                            f"shape {x_test.shape[1:]}: expected the same shape")
-    values = np.unique(y_train)
-    unseen = np.setdiff1d(np.unique(y_test), values)
+    for key, y in (("y_train", y_train), ("y_test", y_test)):
+        if not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
+            example = y.reshape(-1)[0].item() if y.size else None
+            raise DatasetError(f"{key} of dataset {name!r} has dtype {y.dtype} (first label {example!r}): expected "
+                               "integer class labels 0..K-1")
+    count = len(classes) if classes is not None else len(np.unique(y_train))
+    where = ("its number of class names" if classes is not None
+             else "the number of distinct training labels; name the classes (`classes` in a .npz) to set it")
+    for key, y in (("y_train", y_train), ("y_test", y_test)):
+        bad = y[(y < 0) | (y >= count)]
+        if bad.size:
+            raise DatasetError(f"{key} of dataset {name!r} holds label {bad[0].item()}: expected integer labels "
+                               f"0..{count - 1} ({count} classes: {where})")
+    _check_classes(name, count, str(classes[0]) if classes else str(y_train[0]))
+    unseen = np.setdiff1d(np.unique(y_test), np.unique(y_train))
     if unseen.size:
         raise DatasetError(f"dataset {name!r} has test labels {unseen[:5].tolist()} absent from its train labels: "
                            "expected every test class in the training split")
-    _check_classes(name, len(values), str(values[0]))
-    names = classes if classes is not None and len(classes) == len(values) else tuple(str(v) for v in values)
-    return Dataset(name, names, x_train, np.searchsorted(values, y_train).astype(np.int32),
-                   x_test, np.searchsorted(values, y_test).astype(np.int32))
+    names = classes if classes is not None else tuple(str(v) for v in range(count))
+    return Dataset(name, names, x_train, y_train.astype(np.int32), x_test, y_test.astype(np.int32))
 
 
 def _as_images(name: str, key: str, x: np.ndarray) -> np.ndarray:
@@ -240,6 +255,11 @@ def _as_images(name: str, key: str, x: np.ndarray) -> np.ndarray:
         return x
     if not np.issubdtype(x.dtype, np.number):
         raise DatasetError(f"{key} of dataset {name!r} has dtype {x.dtype}: expected numbers")
+    finite = np.isfinite(x)
+    if not finite.all():  # NaN would become pixel 0 and inf 255: a model of one class, silently
+        image = int(np.argwhere(~finite)[0][0])
+        raise DatasetError(f"{key} of dataset {name!r} has {int((~finite).sum())} pixel values that are NaN or "
+                           f"infinite (the first in image {image}): expected finite numbers")
     scale = 255.0 if x.size and float(np.max(x)) <= 1.0 else 1.0  # floats in [0, 1] or pixel values
     return np.clip(np.round(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
 

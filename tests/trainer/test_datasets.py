@@ -60,11 +60,51 @@ def test_bad_image_folders_name_the_problem(tmp_path: Path, counts: dict[str, in
 def test_npz_with_grayscale_float_images(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     path = tmp_path / "d.npz"
-    np.savez(path, x_train=rng.random((20, 8, 8)), y_train=np.arange(20) % 2 + 5,
-             x_test=rng.random((6, 8, 8)), y_test=np.arange(6) % 2 + 5)
+    np.savez(path, x_train=rng.random((20, 8, 8)), y_train=np.arange(20) % 2,
+             x_test=rng.random((6, 8, 8)), y_test=np.arange(6) % 2, classes=np.array(["cat", "dog"]))
     data = load_dataset(str(path), 16)
-    assert data.x_train.shape == (20, 16, 16, 3) and data.classes == ("5", "6")
-    assert set(data.y_train.tolist()) == {0, 1}
+    assert data.x_train.shape == (20, 16, 16, 3) and data.classes == ("cat", "dog")
+    assert data.y_train.tolist() == (np.arange(20) % 2).tolist()
+
+
+def bad_labels(y_train: list[object], y_test: list[object], **extra: np.ndarray) -> dict[str, np.ndarray]:
+    return {"x_train": np.zeros((len(y_train), 8, 8)), "y_train": np.array(y_train),
+            "x_test": np.zeros((len(y_test), 8, 8)), "y_test": np.array(y_test), **extra}
+
+
+TEN = np.array([str(i) for i in range(10)])
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    (bad_labels([*range(10), 10], [0, 1], classes=TEN), r"y_train .* holds label 10: expected integer labels "
+                                                         r"0\.\.9 \(10 classes: its number of class names\)"),
+    (bad_labels([0, 1, 2], [0, 10], classes=TEN[:3]), r"y_test .* holds label 10: expected integer labels 0\.\.2"),
+    (bad_labels([-1, 0, 1], [0, 1]), r"holds label -1: expected integer labels 0\.\.2 \(3 classes: the number of "
+                                     "distinct training labels"),
+    (bad_labels([0, 999, 0, 999], [0, 999]), r"holds label 999: expected integer labels 0\.\.1 \(2 classes"),
+    (bad_labels([0.5, 1.5, 0.5], [0.5, 1.5]), r"y_train .* has dtype float64 \(first label .*0\.5\): expected "
+                                             "integer class labels"),
+    (bad_labels([0.0, 1.0], [0.0, 1.0]), "has dtype float64"),
+])
+def test_labels_must_be_integers_0_to_k_minus_1(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
+    """They were renumbered: a label 10 with 10 classes made 11 classes, {0, 999} two, and float labels failed
+    with 'test labels absent from train labels'."""
+    path = tmp_path / "labels.npz"
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_dataset(str(path), 16)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused(tmp_path: Path, bad: float) -> None:
+    x = np.random.default_rng(0).random((6, 8, 8))
+    x[4, 2, 3] = bad
+    path = tmp_path / "nan.npz"
+    np.savez(path, x_train=x, y_train=np.arange(6) % 2, x_test=np.zeros((2, 8, 8)), y_test=np.arange(2))
+    with pytest.raises(DatasetError, match=r"x_train of dataset .* has 1 pixel values that are NaN or infinite "
+                                           r"\(the first in image 4\): expected finite numbers"):
+        load_dataset(str(path), 16)
 
 
 @pytest.mark.parametrize(("arrays", "message"), [
@@ -75,10 +115,10 @@ def test_npz_with_grayscale_float_images(tmp_path: Path) -> None:
       "y_test": np.arange(2)}, "train images of shape"),
     ({"x_train": np.zeros((4, 8, 8, 2)), "y_train": np.arange(4) % 2, "x_test": np.zeros((2, 8, 8, 2)),
       "y_test": np.arange(2)}, r"expected \(N, H, W\)"),
-    ({"x_train": np.zeros((4, 8, 8)), "y_train": np.zeros(4), "x_test": np.zeros((2, 8, 8)),
-      "y_test": np.zeros(2)}, "single class"),
+    ({"x_train": np.zeros((4, 8, 8)), "y_train": np.zeros(4, int), "x_test": np.zeros((2, 8, 8)),
+      "y_test": np.zeros(2, int)}, "single class"),
     ({"x_train": np.zeros((4, 8, 8)), "y_train": np.arange(4) % 2, "x_test": np.zeros((2, 8, 8)),
-      "y_test": np.array([0, 7])}, "absent from its train labels"),
+      "y_test": np.array([0, 2]), "classes": np.array(["a", "b", "c"])}, "absent from its train labels"),
 ])
 def test_bad_npz_files_name_the_problem(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
     path = tmp_path / "bad.npz"

@@ -180,8 +180,24 @@ def parse_spec(data: object, where: str = "job spec") -> JobSpec:
 
 
 def load_spec_file(path: Path) -> JobSpec:
-    """A spec from a YAML (or JSON) file."""
-    data = yaml.safe_load(path.read_text())
+    """A spec from a YAML (or JSON) file; an empty file is the default job. Every problem is one `SpecError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise SpecError(f"job spec file {path} is a directory: expected a YAML file") from None
+    except FileNotFoundError:
+        raise SpecError(f"job spec file {path} not found: expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"job spec file {path} cannot be read ({exc}): expected a UTF-8 YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"job spec file {path} is not valid YAML{where}: {problem}") from None
+    if data is None:  # empty, or only comments
+        data = {}
     if not isinstance(data, dict):
         raise SpecError(f"invalid job spec file {path}: expected a mapping of fields, got {type(data).__name__}")
     return parse_spec(data, where=f"job spec file {path}")

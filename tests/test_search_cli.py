@@ -148,3 +148,44 @@ def test_manage_jobs_from_the_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import optuna
 
     assert sum(s.study_name.startswith(study) for s in optuna.get_all_study_summaries(db)) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_unusable_input_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str], backend: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    """Each of these was a traceback: yaml's ParserError, IsADirectoryError, NotADirectoryError, SQLAlchemy's
+    OperationalError (missing database, dead port) and NoSuchModuleError."""
+    from nas_service.cli.errors import run_cli
+
+    db = request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'nas.db'}"
+    (tmp_path / "broken.yaml").write_text("budget: {trials: 2\nsampler: [\n")
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "a_file").write_text("")
+    missing_db = (db.rsplit("/", 1)[0] + "/no_such_database" if backend == "postgres"
+                  else f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    dead_port = "postgresql+psycopg://postgres@127.0.0.1:1/test"
+    cases = {
+        ("search", "--spec", str(tmp_path / "broken.yaml"), "--db", db): "is not valid YAML at line 2, column 8",
+        ("search", "--spec", str(tmp_path / "a_dir"), "--db", db): "is a directory: expected a YAML file",
+        ("export", "1", "--front", "--out", str(tmp_path / "a_file" / "front"), "--db", db):
+            "a_file is a file, not a directory",
+        ("export", "small", "--out", str(tmp_path / "a_file" / "m.tflite")): "a_file is a file, not a directory",
+        ("jobs", "--db", missing_db): "cannot connect to database",
+        ("search", "--scorer", "estimate", "--db", dead_port): "cannot connect to database",
+        ("worker", "--exit-when-idle", "--db", dead_port): "cannot connect to database",
+        ("jobs", "--db", "foo://bar"): "database URL 'foo://bar' cannot be opened",
+    }
+    for args, expected in cases.items():
+        monkeypatch.setattr("sys.argv", ["nas", *args])
+        assert run_cli(app) == 2, args
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_an_empty_spec_file_is_the_default_job(tmp_path: Path) -> None:
+    from nas_service.spec import JobSpec, load_spec_file
+
+    for text in ("", "# nothing but a comment\n", "\n\n"):
+        (tmp_path / "empty.yaml").write_text(text)
+        assert load_spec_file(tmp_path / "empty.yaml") == JobSpec()

@@ -6,6 +6,7 @@ import typer
 from rich.markup import escape
 
 from latency_models.errors import LatencyError
+from nas_service.cli.database import DatabaseOpenError
 from nas_service.cli.output import make_console
 from nas_service.services.export import ExportError
 from nas_service.services.jobs import JobStateError, NotFoundError
@@ -16,7 +17,8 @@ from nas_service.trainer.training import TrainingError
 from search_spaces.errors import ArchError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, DatasetError, TrainingError, FileNotFoundError,
-                                              SpecError, NotFoundError, JobStateError, ExportError, UserNameError)
+                                              SpecError, NotFoundError, JobStateError, ExportError, UserNameError,
+                                              DatabaseOpenError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 
 err_console = make_console(stderr=True)

@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas_service.cli.database import DbOpt, session_maker, settings_for
+from nas_service.cli.database import DbOpt, opening, session_maker, settings_for
 from nas_service.cli.output import make_console
 from nas_service.config import Settings
 from nas_service.services import jobs as service
@@ -162,7 +162,8 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
                                   f"best {best.accuracy:.3f} @ {best.latency_ms:.3f} ms")
         progress.update(task, advance=1, front=front_note["text"])
 
-    worker = Worker(settings, name="local", on_trial=on_trial)
+    with opening(settings.database_url):
+        worker = Worker(settings, name="local", on_trial=on_trial)
     caught = interrupt_on_signals(worker)
     start = time.perf_counter()
     with progress:
@@ -307,7 +308,8 @@ def worker_cmd(
     from nas_service.worker import Worker, default_worker_name
 
     settings = settings_for(db)
-    worker = Worker(settings, name=name or default_worker_name())
+    with opening(settings.database_url):
+        worker = Worker(settings, name=name or default_worker_name())
     worker.stop_on_signals()
     make_console(stderr=True).print(f"worker {worker.name} on {settings.database_url}", highlight=False)
     try:

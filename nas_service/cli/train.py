@@ -93,8 +93,12 @@ def export_cmd(
 def _run(arch_text: str, dataset: str, epochs: int | None, seconds: float | None, seed: int,
          resolution: int | None, batch_size: int, out: Path) -> tuple[TrainResult, ExportResult]:
     """Validate everything cheap first, then train with an epoch progress bar and export."""
+    from nas_service.services.export import ExportError, check_out_dir
     from nas_service.trainer.datasets import load_dataset
 
+    if out.is_dir():
+        raise ExportError(f"--out {out} is a directory: expected the .tflite file to write")
+    check_out_dir(out.parent)
     arch = resolve(arch_text, resolution)
     budget = Budget(epochs=DEFAULT_EPOCHS if epochs is None and seconds is None else epochs, seconds=seconds)
     config = TrainConfig(batch_size=batch_size)

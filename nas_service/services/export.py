@@ -25,6 +25,16 @@ def model_file(artifacts_dir: Path, stored: str | None) -> Path | None:
     return path if path.is_absolute() else artifacts_dir / path
 
 
+def check_out_dir(directory: Path) -> None:
+    """Raise `ExportError` unless `directory` is a directory or can be made one (no file in its way)."""
+    for path in (directory, *directory.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ExportError(f"cannot write into {directory}: {path} is a file, not a directory; choose "
+                                  "another --out")
+            return
+
+
 def _front_files(session: Session, job_id: int, artifacts_dir: Path,
                  owner: str | None) -> list[tuple[str, Path, dict[str, object]]]:
     """(file name, source file, index entry) of every front member, fastest first; `ExportError` if any is missing."""
@@ -55,8 +65,12 @@ def _index(job_id: int, files: list[tuple[str, Path, dict[str, object]]]) -> str
 def export_front(session: Session, job_id: int, out_dir: Path, artifacts_dir: Path, *,
                  owner: str | None = None) -> list[Path]:
     """Write `NN_<latency>ms_<accuracy>.tflite` for every front member (fastest first) and `front.json`."""
+    check_out_dir(out_dir)
     files = _front_files(session, job_id, artifacts_dir, owner)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create {out_dir}: {exc.strerror}; choose another --out") from None
     for name, source, _ in files:
         shutil.copyfile(source, out_dir / name)
     (out_dir / "front.json").write_text(_index(job_id, files))

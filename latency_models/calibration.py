@@ -13,7 +13,7 @@ from latency_models import cpu, edgetpu
 from latency_models.calibration_csv import Measurement, read_cpu_measurements, read_measurements
 from latency_models.errors import CalibrationError
 from latency_models.features import LayerTable, TableBatch, layer_table
-from latency_models.networks import network_layers
+from latency_models.networks import network_key, network_layers
 from latency_models.profiles import DeviceProfile
 
 
@@ -23,38 +23,69 @@ class Validation:
     loo_mape: float
     loo_spearman: float
     fit_mape: float
+    bands: tuple[BandFigures, ...] = ()
 
+
+@dataclass(frozen=True)
+class BandFigures:
+    """Leave-one-out figures of the networks measured in one size band."""
+
+    band: str
+    networks: int
+    mape: float
+    median_error: float  # signed, percent
+    rms_error: float  # percent: the half-width of an estimate's interval in this band
+    spearman: float | None
+
+
+BANDS = (("<3 ms", 0.0, 3.0), ("3-30 ms", 3.0, 30.0), (">30 ms", 30.0, float("inf")))
+"""Size bands by measured (validation) or predicted (an estimate's interval) latency."""
 
 PRIOR_WEIGHT = 0.3
-"""Weight of the log-space pull towards the datasheet priors; with a handful of published rows per
-device it keeps every constant physical instead of letting one network set it (0.3: a constant
-moves from its prior only as far as it buys a few percent of fit on several networks)."""
+"""Weight of the log-space pull towards the datasheet priors: a constant moves from its prior only as far
+as it buys a few percent of fit on several networks, so that no one network sets it."""
 
 DEFAULT_EDGETPU_FIXED: dict[str, Any] = {
     "cache_bytes": 8283750,
     "reduction_align": 16,
-    "channel_align": 64,
-    "prefetch_bytes": 524288,
-    "ms_per_layer": 0.01,
+    "channel_align": 16,
+    "activation_bytes": 2000000,
     "host": {"ms_per_gmac": 20.0, "ms_per_melement": 5.0},
 }
-"""Facts not fitted: ~7.9 MiB usable parameter cache (compiler logs), the array's alignment, the
-per-layer weight prefetch buffer (0.5 MiB, chosen on an earlier form of the model; leave-one-out
-MAPE USB / Dev Board with the shipped form: 0.25 MiB 11.8 / 8.2%, 0.5 MiB 15.2 / 13.3%, 1 MiB
-32.7 / 29.3%, 2 MiB 66 / 70%: the fit depends on it), a 10 us cost per layer (leave-one-out MAPE USB / Dev Board:
-0 us 15.8 / 13.9%, 10 us 15.2 / 13.3%, 20 us 19.1 / 17.4%, 30 us 23.0 / 20.6%: the published
-networks do not support the 20-60 us per layer that DenseNet alone suggests), and the host CPU that
-runs fallback ops (a desktop core for USB)."""
+"""Facts not fitted: ~7.9 MiB usable parameter cache (compiler logs); the array's lanes (16: 4 TOPS at
+500 MHz is 4,096 MACs a cycle, 4x4 tiles of 4 cores of 64 lanes; whether a layer narrower than 64
+channels pays for 64 the published networks cannot tell (leave-one-out MAPE USB 19.2 / 19.5 / 19.5% at
+64 / 32 / 16 lanes), while narrow cell networks measured a 3.25x spread that 64-lane padding flattens);
+the activation memory (2 MB: a layer reading and writing more spills the rest; leave-one-out MAPE USB
+without it 28%, at 2 MB 21%, at 3 MB and more the spill vanishes: 27%); the host CPU that runs fallback
+ops (a desktop core for USB, its element rate the prior of the fitted `host_ms_per_melement`)."""
 
 
-def _tables(rows: list[Measurement]) -> list[LayerTable]:
-    return [layer_table(network_layers(r.reference, r.input_size, r.width)) for r in rows]
+@dataclass(frozen=True)
+class Network:
+    """One calibration network: its rows (several sources may time it) and their median."""
+
+    model: str
+    key: str
+    table: LayerTable
+    latency_ms: float
+    rows: int
+
+
+def networks_of(rows: list[Measurement]) -> list[Network]:
+    """The rows grouped by network (reference, input size, width), each timed by the median of its rows."""
+    groups: dict[str, list[Measurement]] = {}
+    for r in rows:
+        groups.setdefault(network_key(r.reference, r.input_size, r.width), []).append(r)
+    return [Network(g[0].model, key, layer_table(network_layers(g[0].reference, g[0].input_size, g[0].width)),
+                    float(np.median([r.latency_ms for r in g])), len(g)) for key, g in groups.items()]
 
 
 def _fit_constants(tables: list[LayerTable], y: np.ndarray, fixed: dict[str, Any]) -> dict[str, float]:
     from scipy.optimize import least_squares
 
-    prior = np.log([edgetpu.PRIOR[k] for k in edgetpu.FITTED])
+    priors = edgetpu.prior(fixed)
+    prior = np.log([priors[k] for k in edgetpu.FITTED])
     batch = TableBatch.of(tables)
 
     def residuals(p: np.ndarray) -> np.ndarray:
@@ -72,48 +103,89 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b)[0])
 
 
-def fit_edgetpu(csv_path: Path, device: str, fixed: dict[str, Any] | None = None,
+def read_rows(csv_paths: list[Path], device: str) -> list[Measurement]:
+    """The rows of `device` in every file (a user's own measurements, or them and the published ones)."""
+    rows = [r for path in csv_paths for r in read_measurements(path, None) if r.device == device]
+    if not rows:
+        names = ", ".join(repr(str(p)) for p in csv_paths)
+        raise CalibrationError(f"calibration CSV {names} has no rows for device {device!r}: expected rows whose "
+                               f"device column is {device!r}")
+    return rows
+
+
+def fit_edgetpu(csv_path: Path | list[Path], device: str, fixed: dict[str, Any] | None = None,
                 description: str = "") -> tuple[DeviceProfile, Validation]:
-    """Fit the Edge TPU constants of `device` on its rows of `csv_path`; deterministic for a given file."""
-    rows = read_measurements(csv_path, device)
-    if len(rows) < 3:
-        raise CalibrationError(f"calibration CSV {str(csv_path)!r} has {len(rows)} row(s) for device {device!r}: "
-                               f"expected at least 3 to fit {len(edgetpu.FITTED)} constants against priors")
+    """Fit the Edge TPU constants of `device` on its rows of the CSV file(s); deterministic for given files."""
+    paths = [Path(p) for p in (csv_path if isinstance(csv_path, list) else [csv_path])]
+    rows = read_rows(paths, device)
+    networks = networks_of(rows)
+    if len(networks) < 3:
+        raise CalibrationError(f"calibration CSV {str(paths[0])!r} has {len(networks)} network(s) for device "
+                               f"{device!r}: expected at least 3 to fit {len(edgetpu.FITTED)} constants against "
+                               "priors")
     fixed = fixed or DEFAULT_EDGETPU_FIXED
-    tables = _tables(rows)
-    y = np.array([r.latency_ms for r in rows])
+    tables = [n.table for n in networks]
+    y = np.array([n.latency_ms for n in networks])
     constants = _fit_constants(tables, y, fixed)
-    validation = _validate(rows, tables, y, fixed, constants)
-    digest = hashlib.sha256(Path(csv_path).read_bytes()).hexdigest()
-    fit = {"command": f"nas latency calibrate {Path(csv_path).name} --device {device} --out {device}.json",
-           "data": Path(csv_path).name, "data_sha256": digest, "rows": len(rows),
-           "networks": [r.model for r in rows], "prior": edgetpu.PRIOR, "prior_weight": PRIOR_WEIGHT,
-           "loss": "soft_l1 on log(predicted / measured), f_scale 0.1",
+    validation = _validate(networks, fixed, constants)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest()
+    names = " ".join(p.name for p in paths)
+    fit = {"command": f"nas latency calibrate {names} --device {device} --out {device}.json",
+           "data": [p.name for p in paths] if len(paths) > 1 else paths[0].name, "data_sha256": digest,
+           "rows": len(rows), "networks": [n.model for n in networks], "prior": edgetpu.prior(fixed),
+           "prior_weight": PRIOR_WEIGHT, "loss": "soft_l1 on log(predicted / measured), f_scale 0.1",
            "fit_mape": round(validation.fit_mape, 2), "loo_mape": round(validation.loo_mape, 2),
-           "loo_spearman": round(validation.loo_spearman, 4)}
+           "loo_spearman": round(validation.loo_spearman, 4),
+           "bands": [{"band": b.band, "networks": b.networks, "loo_mape": round(b.mape, 2),
+                      "loo_median_error": round(b.median_error, 2), "loo_rms_error": round(b.rms_error, 2)}
+                     for b in validation.bands],
+           "calibrated_range": calibrated_range(tables, DeviceProfile(device, "edgetpu", "", constants, fixed))}
     profile = DeviceProfile(device, "edgetpu", description or f"Edge TPU device {device}", constants, fixed, fit)
     return profile, validation
 
 
-def _validate(rows: list[Measurement], tables: list[LayerTable], y: np.ndarray, fixed: dict[str, Any],
-              constants: dict[str, float]) -> Validation:
+def calibrated_range(tables: list[LayerTable], profile: DeviceProfile) -> dict[str, Any]:
+    """What the calibration networks span: an estimate outside it is `extrapolated`."""
+    from latency_models.uncertainty import network_extent
+
+    extents = [network_extent(t, profile) for t in tables]
+    return {"min_macs": min(e["macs"] for e in extents), "max_macs": max(e["macs"] for e in extents),
+            "max_streamed_bytes": max(e["streamed_bytes"] for e in extents),
+            "ops": sorted({op for e in extents for op in e["ops"]})}
+
+
+def _bands(y: np.ndarray, loo: np.ndarray) -> tuple[BandFigures, ...]:
+    err = (loo - y) / y * 100
+    out = []
+    for name, lo, hi in BANDS:
+        m = (y >= lo) & (y < hi)
+        if not m.any():
+            continue
+        rho = _spearman(loo[m], y[m]) if m.sum() >= 3 else None
+        out.append(BandFigures(name, int(m.sum()), float(np.mean(np.abs(err[m]))), float(np.median(err[m])),
+                               float(np.sqrt(np.mean(err[m] ** 2))), rho))
+    return tuple(out)
+
+
+def _validate(networks: list[Network], fixed: dict[str, Any], constants: dict[str, float]) -> Validation:
+    tables = [n.table for n in networks]
+    y = np.array([n.latency_ms for n in networks])
     full = DeviceProfile("fit", "edgetpu", "", constants, fixed)
     fitted = edgetpu.batch_totals(TableBatch.of(tables), full)
-    loo = np.empty(len(rows))
-    for i in range(len(rows)):
-        keep = [j for j in range(len(rows)) if j != i]
+    loo = np.empty(len(networks))
+    for i in range(len(networks)):
+        keep = [j for j in range(len(networks)) if j != i]
         c = _fit_constants([tables[j] for j in keep], y[keep], fixed)
         loo[i] = edgetpu.batch_totals(TableBatch.of([tables[i]]), DeviceProfile("loo", "edgetpu", "", c, fixed))[0]
-    table = tuple((r.model, float(m), float(f), float(p)) for r, m, f, p in zip(rows, y, fitted, loo, strict=True))
-    return Validation(table, _mape(loo, y), _spearman(loo, y), _mape(fitted, y))
+    table = tuple((n.model, float(m), float(f), float(p)) for n, m, f, p in zip(networks, y, fitted, loo,
+                                                                                 strict=True))
+    return Validation(table, _mape(loo, y), _spearman(loo, y), _mape(fitted, y), _bands(y, loo))
 
 
 def validate_profile(csv_path: Path, profile: DeviceProfile) -> Validation:
-    """Predicted (with `profile`) vs measured, and leave-one-out refits with the profile's fixed facts."""
-    rows = read_measurements(csv_path, profile.name)
-    tables = _tables(rows)
-    y = np.array([r.latency_ms for r in rows])
-    return _validate(rows, tables, y, profile.fixed, profile.constants)
+    """Predicted (with `profile`) vs measured per network, and leave-one-network-out refits with its fixed facts."""
+    networks = networks_of(read_rows([csv_path], profile.name))
+    return _validate(networks, profile.fixed, profile.constants)
 
 
 def _mape(pred: np.ndarray, y: np.ndarray) -> float:

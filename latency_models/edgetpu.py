@@ -1,28 +1,30 @@
-"""The Edge TPU latency model: an array whose efficiency falls with activation size, a parameter
-cache, and a host link that streams what does not fit.
+"""The Edge TPU latency model: a fixed invocation cost, an array whose narrow and depthwise layers
+run below peak, on-chip activation memory, and a parameter cache whose overflow is streamed over
+the host link.
 
-Per layer on the TPU (padded GMACs round the reduction k*k*cin, k*k for depthwise, and the output
-channels up to the array's alignment, so narrow and depthwise layers use the array poorly):
+Per layer the TPU runs (concatenations are free: the compiler writes their inputs in place):
 
-  compute = padded GMACs * (ms_per_gmac + ms_per_gmac_per_mb_activation * MB of input + output)
-            + ms_per_melement * M elements of elementwise work + ms_per_layer
+  compute = ms_per_layer
+            + ms_per_gmac * padded GMACs           (convolutions, transposed convolutions, dense)
+            + ms_per_gmac_depthwise * GMACs        (depthwise: one reduction lane per channel)
+            + ms_per_mb_activation * MB read and written
+            + ms_per_melement * M elements          (sums, products, activations; pools only move data)
+  spill   = ms_per_mb_link * MB beyond the activation memory (input + output over `activation_bytes`,
+                                                    spilled to host memory over the link)
 
-`ms_per_layer` (fixed, 10 us) is the array's cost of starting a layer. Layers whose activations
-are large run further below peak: the tiles hold only a slice of them.
-Parameters fill the ~7.9 MiB cache in execution order; the rest is streamed from the host on every
-invocation. Streamed weights of a convolution (reused over its output positions) are prefetched
-over the link while earlier layers compute, up to `prefetch_bytes` per layer: their link time
-only counts where it exceeds the compute of the whole graph. The part of a layer's weights beyond
-the prefetch buffer, and all streamed weights of fully connected layers (reuse 1), are fetched
-when the layer runs, at `ms_per_mb_link`. So
+Padded GMACs round the reduction (k*k*cin) and the output channels up to the array's lanes (16),
+so a layer narrower than the lanes pays for them, and a wider one does not. Parameters fill the
+~7.9 MiB cache in execution order; the rest is streamed on every invocation while the array works
+(double-buffered), so the TPU's time is max(sum of compute, ms_per_mb_link * streamed MB); spilled
+activations share that link but wait for it. So
 
-  total = overhead_ms + ms_per_mb_prefetch * input MB (one bulk transfer) + sum(compute)
-          + ms_per_mb_link * synchronously streamed MB
-          + max(0, ms_per_mb_prefetch * prefetched MB - sum(compute)) + CPU fallback time
+  total = overhead_ms + ms_per_mb_io * (input MB + output MB) + max(sum(compute), link streaming)
+          + sum(spill) + CPU time of fallback ops
 
-The first op the compiler cannot map (see `edgetpu_ops`) and every op after it run on the host
-CPU, priced by the profile's `host` constants. `batch_totals` prices many networks in one pass;
-`estimate` adds the per-layer breakdown and gives the same total.
+The first op the compiler cannot map (see `edgetpu_ops`) and every op after it run on the host CPU
+at its `host` rate per GMAC and at the fitted `host_ms_per_melement` (detection postprocess and
+other element-bound ops). `batch_totals` prices many networks in one pass; `estimate` adds the
+per-layer breakdown and gives the same total.
 """
 
 from __future__ import annotations
@@ -32,33 +34,42 @@ from dataclasses import dataclass
 import numpy as np
 
 from latency_models import features as f
+from latency_models import uncertainty
 from latency_models.estimate import LatencyEstimate, LayerLatency
 from latency_models.features import LayerTable, TableBatch
 from latency_models.profiles import DeviceProfile
 
-FITTED = ("overhead_ms", "ms_per_gmac", "ms_per_gmac_per_mb_activation", "ms_per_melement", "ms_per_mb_prefetch",
-          "ms_per_mb_link")
-PRIOR = {"overhead_ms": 1.0, "ms_per_gmac": 1.0, "ms_per_gmac_per_mb_activation": 1.0, "ms_per_melement": 1.0,
-         "ms_per_mb_prefetch": 1.0, "ms_per_mb_link": 2.0}
-"""Datasheet-scale starting points: ~1 ms per invoke, half of the 2 TMAC/s peak (slower by as much
-again per MB of activations), 1 G elements/s, and ~500 MB/s (2 ms/MB) of practical USB 3
-bandwidth for weights fetched when needed (1 ms/MB when prefetched in bulk). Calibration shrinks
-towards them in log space."""
+FITTED = ("overhead_ms", "ms_per_layer", "ms_per_gmac", "ms_per_gmac_depthwise", "ms_per_mb_activation",
+          "ms_per_melement", "ms_per_mb_link", "ms_per_mb_io", "host_ms_per_melement")
+PRIOR = {"overhead_ms": 0.3, "ms_per_layer": 0.005, "ms_per_gmac": 1.0, "ms_per_gmac_depthwise": 4.0,
+         "ms_per_mb_activation": 0.05, "ms_per_melement": 1.0, "ms_per_mb_link": 2.0, "ms_per_mb_io": 1.0}
+"""Datasheet-scale starting points: a fraction of a millisecond per invocation (a driver round trip),
+5 us to start a layer, half of the 2 TMAC/s peak (4 TOPS) on full convolutions and a quarter of that
+on depthwise ones (16 lanes of which one reduces), ~20 GB/s of on-chip activation bandwidth, 1 G
+elements/s, ~500 MB/s of USB 3 for streamed parameters and spilled activations, ~1 GB/s for the input
+and output transfer. The host's element rate starts from the profile's `host.ms_per_melement`.
+Calibration shrinks towards them in log space."""
+
+def prior(fixed: dict[str, object]) -> dict[str, float]:
+    """The priors of a profile's fitted constants (the host's element rate is the profile's own)."""
+    host = fixed.get("host", {})
+    return {**PRIOR, "host_ms_per_melement": float(host.get("ms_per_melement", 5.0)) if isinstance(host, dict)
+            else 5.0}
 
 
 @dataclass(frozen=True)
 class _Terms:
     """Per-layer terms of a batch of tables (rows concatenated), and per-table sums."""
 
-    layer_ms: np.ndarray  # compute + synchronous streaming on the TPU, host time on the CPU, 0 when free
+    layer_ms: np.ndarray  # compute on the TPU, host time on the CPU, 0 when free
     compute_ms: np.ndarray  # compute on the TPU
-    prefetch_ms: np.ndarray  # link time of the weights prefetched while earlier layers compute
+    stream_ms: np.ndarray  # link time of the layer's streamed parameters
     memory_bound: np.ndarray
     streamed: np.ndarray
     on_cpu: np.ndarray
     first_cpu: np.ndarray  # per table
-    hidden_excess_ms: np.ndarray  # per table: prefetch link time not hidden behind compute
-    io_ms: np.ndarray  # per table: invocation overhead and input transfer
+    hidden_excess_ms: np.ndarray  # per table: streaming time not hidden behind compute
+    io_ms: np.ndarray  # per table: invocation overhead, input and output transfer
     total_ms: np.ndarray  # per table
 
 
@@ -76,39 +87,44 @@ def _terms(batch: TableBatch, profile: DeviceProfile) -> _Terms:
     np.minimum.at(first_cpu, seg, candidate)
     first_cpu = np.minimum(first_cpu, lengths)
     on_cpu = local >= first_cpu[seg]
+    pool, in_place = rows[:, f.DATA_OP] == f.POOLS, rows[:, f.DATA_OP] == f.IN_PLACE
     priced = (kind == f.COMPUTE) | (kind == f.ELEMENTWISE)
     on_tpu = priced & ~on_cpu
 
+    depthwise = rows[:, f.OPCODE] == f.DEPTHWISE
     padded_gmacs = f.padded_macs(rows, int(fixed["reduction_align"]), int(fixed["channel_align"])) * 1e-9
-    activation_mb = (rows[:, f.IN_ELEMENTS] + rows[:, f.OUT_ELEMENTS]) * 1e-6
-    compute = (padded_gmacs * (c["ms_per_gmac"] + c["ms_per_gmac_per_mb_activation"] * activation_mb)
-               + c["ms_per_melement"] * rows[:, f.ELEMENTS] * 1e-6 + float(fixed["ms_per_layer"]))
+    activation = rows[:, f.IN_ELEMENTS] + rows[:, f.OUT_ELEMENTS]
+    spill_mb = np.clip(activation - float(fixed["activation_bytes"]), 0.0, None) * 1e-6
+    elementwise = np.where((kind == f.ELEMENTWISE) & ~pool & ~in_place, rows[:, f.ELEMENTS], 0.0)
+    array_ms = np.where(depthwise, c["ms_per_gmac_depthwise"] * rows[:, f.MACS] * 1e-9, c["ms_per_gmac"] * padded_gmacs)
+    compute = (np.where(in_place, 0.0, c["ms_per_layer"]) + array_ms
+               + c["ms_per_mb_activation"] * activation * 1e-6 + c["ms_per_melement"] * elementwise * 1e-6)
     compute = np.where(on_tpu, compute, 0.0)
+    spill_ms = np.where(on_tpu, c["ms_per_mb_link"] * spill_mb, 0.0)
 
     param_bytes = np.where(on_tpu, rows[:, f.PARAM_BYTES], 0.0)
     cum = np.cumsum(param_bytes)
     cum -= np.concatenate([[0.0], cum])[starts][seg]  # cumulative within each table (exact: whole bytes)
     over = np.clip(cum - float(fixed["cache_bytes"]), 0.0, None)
     streamed = over - np.clip(cum - param_bytes - float(fixed["cache_bytes"]), 0.0, None)
-    dense = (kind == f.COMPUTE) & (rows[:, f.POSITIONS] <= 1)
-    prefetched = np.where(dense, 0.0, np.minimum(streamed, float(fixed["prefetch_bytes"])))
-    sync_ms = c["ms_per_mb_link"] * (streamed - prefetched) * 1e-6
+    stream_ms = c["ms_per_mb_link"] * streamed * 1e-6
 
     host = fixed["host"]
-    cpu = host["ms_per_gmac"] * rows[:, f.MACS] * 1e-9 + host["ms_per_melement"] * rows[:, f.ELEMENTS] * 1e-6
-    layer_ms = np.where(on_cpu & priced, cpu, compute + sync_ms)
+    cpu = host["ms_per_gmac"] * rows[:, f.MACS] * 1e-9 + c["host_ms_per_melement"] * rows[:, f.ELEMENTS] * 1e-6
+    layer_ms = np.where(on_cpu & priced, cpu, compute + spill_ms)
 
     def per_table(values: np.ndarray) -> np.ndarray:
         summed: np.ndarray = np.bincount(seg, weights=values, minlength=n)
         return summed
 
     tpu_compute = per_table(compute)
-    prefetch_ms = c["ms_per_mb_prefetch"] * prefetched * 1e-6
-    hidden_excess = np.maximum(per_table(prefetch_ms) - tpu_compute, 0.0)
-    io_ms = c["overhead_ms"] + c["ms_per_mb_prefetch"] * batch.input_bytes * 1e-6
+    hidden_excess = np.maximum(per_table(stream_ms) - tpu_compute, 0.0)
+    last_tpu = starts + np.maximum(np.minimum(first_cpu, lengths) - 1, 0)
+    output = np.where(first_cpu > 0, rows[last_tpu, f.OUT_ELEMENTS], 0.0) if len(rows) else np.zeros(n)
+    io_ms = c["overhead_ms"] + c["ms_per_mb_io"] * (batch.input_bytes + output) * 1e-6
     total = io_ms + per_table(layer_ms) + hidden_excess
-    return _Terms(layer_ms, compute, prefetch_ms, (sync_ms > compute) & on_tpu, streamed, on_cpu, first_cpu,
-                  hidden_excess, io_ms, total)
+    return _Terms(layer_ms, compute, stream_ms, (spill_ms + stream_ms > compute) & on_tpu, streamed,
+                  on_cpu, first_cpu, hidden_excess, io_ms, total)
 
 
 def running_totals(table: LayerTable, profile: DeviceProfile) -> np.ndarray:
@@ -116,14 +132,23 @@ def running_totals(table: LayerTable, profile: DeviceProfile) -> np.ndarray:
     `batch_totals` prices that prefix), for every k in one pass: what a pipeline segment starting at
     the table's first layer costs for each place it could stop."""
     terms = _terms(TableBatch.of([table]), profile)
-    hidden = np.maximum(np.cumsum(terms.prefetch_ms) - np.cumsum(terms.compute_ms), 0.0)
-    totals: np.ndarray = terms.io_ms[0] + np.cumsum(terms.layer_ms) + hidden
+    c = profile.constants
+    hidden = np.maximum(np.cumsum(terms.stream_ms) - np.cumsum(terms.compute_ms), 0.0)
+    output = np.where(terms.on_cpu, 0.0, table.rows[:, f.OUT_ELEMENTS])
+    output = np.where(np.arange(len(output)) < terms.first_cpu[0], output, output[max(int(terms.first_cpu[0]) - 1, 0)])
+    io = c["overhead_ms"] + c["ms_per_mb_io"] * (table.input_bytes + output) * 1e-6
+    totals: np.ndarray = io + np.cumsum(terms.layer_ms) + hidden
     return totals
 
 
 def first_cpu_layer(table: LayerTable, profile: DeviceProfile) -> int:
     """The index of the first layer the host CPU runs (the table's length when the TPU runs them all)."""
     return int(_terms(TableBatch.of([table]), profile).first_cpu[0])
+
+
+def streamed_bytes(table: LayerTable, profile: DeviceProfile) -> int:
+    """Parameter bytes streamed over the host link on every invocation."""
+    return int(_terms(TableBatch.of([table]), profile).streamed.sum())
 
 
 def batch_totals(batch: TableBatch, profile: DeviceProfile) -> np.ndarray:
@@ -144,12 +169,14 @@ def _estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
               *(LayerLatency(n, o, t, str(b)) for n, o, t, b in
                 zip(table.names, table.ops, terms.layer_ms.tolist(), bounds.tolist(), strict=True))]
     if terms.hidden_excess_ms[0] > 0:
-        layers.append(LayerLatency("weight prefetch beyond compute", "stream", float(terms.hidden_excess_ms[0]),
-                                   "memory"))
+        layers.append(LayerLatency("parameter streaming beyond compute", "stream",
+                                   float(terms.hidden_excess_ms[0]), "memory"))
     streamed = int(terms.streamed.sum())
     tpu_params = int(np.where(terms.on_cpu, 0.0, table.param_bytes).sum())
     fallback = tuple(table.ops[first_cpu:])
     if 0 < first_cpu < len(table.ops) and table.activations[first_cpu - 1] in f.UNSUPPORTED_ACTIVATIONS:
         fallback = (f.UNSUPPORTED_ACTIVATIONS[str(table.activations[first_cpu - 1])].lower(), *fallback)
-    return LatencyEstimate(float(terms.total_ms[0]), tuple(layers), tpu_params - streamed, streamed, fallback,
-                           table.unmodeled, profile.name, profile.version)
+    total = float(terms.total_ms[0])
+    return LatencyEstimate(total, tuple(layers), tpu_params - streamed, streamed, fallback, table.unmodeled,
+                           profile.name, profile.version, uncertainty.interval_pct(total, profile),
+                           uncertainty.extrapolation(table, streamed, profile) if profile.fit else ())

@@ -25,10 +25,37 @@ class LatencyEstimate:
     unmodeled_ops: tuple[str, ...]
     device: str
     profile_version: str
+    interval_pct: float | None = None
+    """Half-width of the estimate's interval, percent of the total: the rms leave-one-out error of the
+    calibration networks in its size band; None when the profile records none."""
+    extrapolation: tuple[str, ...] = ()
+    """Why the network lies outside the calibrated range; empty when it lies inside."""
+
+    @property
+    def extrapolated(self) -> bool:
+        return bool(self.extrapolation)
+
+    @property
+    def low_ms(self) -> float | None:
+        return None if self.interval_pct is None else self.total_ms * (1 - self.interval_pct / 100)
+
+    @property
+    def high_ms(self) -> float | None:
+        return None if self.interval_pct is None else self.total_ms * (1 + self.interval_pct / 100)
+
+    def summary(self) -> str:
+        """`2.10 ms ± 11%` (and `, extrapolated` when it is)."""
+        text = f"{self.total_ms:.3f} ms" + ("" if self.interval_pct is None else f" ± {self.interval_pct:.0f}%")
+        return text + (", extrapolated" if self.extrapolated else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "total_ms": self.total_ms,
+            "interval_pct": self.interval_pct,
+            "low_ms": self.low_ms,
+            "high_ms": self.high_ms,
+            "extrapolated": self.extrapolated,
+            "extrapolation": list(self.extrapolation),
             "device": self.device,
             "profile_version": self.profile_version,
             "on_chip_param_bytes": self.on_chip_param_bytes,

@@ -24,13 +24,13 @@ COMPUTE, ELEMENTWISE, FREE, UNMODELED = 0, 1, 2, 3
 OTHER, CONV, DEPTHWISE, DENSE = 0, 1, 2, 3
 """Op codes: compute layers by kind, everything else OTHER."""
 
-COMPUTE_OPS = {"conv2d": CONV, "depthwise_conv2d": DEPTHWISE, "fully_connected": DENSE}
+COMPUTE_OPS = {"conv2d": CONV, "depthwise_conv2d": DEPTHWISE, "fully_connected": DENSE, "transpose_conv": CONV}
 ELEMENTWISE_OPS = frozenset({
     "add", "sub", "mul", "maximum", "minimum", "concatenation", "pad", "padv2", "mean", "reduce_max", "sum",
     "max_pool_2d", "average_pool_2d", "softmax", "logistic", "hard_swish", "relu", "relu6", "tanh", "swish",
     "sigmoid", "hard_sigmoid", "hswish", "quantize", "dequantize", "resize", "resize_bilinear",
     "resize_nearest_neighbor", "strided_slice", "slice", "split", "transpose", "l2_normalization", "leaky_relu",
-    "prelu", "identity", "gelu", "elu"})
+    "prelu", "identity", "gelu", "elu", "detection_postprocess"})
 FREE_OPS = frozenset({"reshape", "squeeze", "expand_dims"})
 
 ACTIVATION_PASSES = {None: 0, "relu": 0, "relu6": 0, "hswish": 1, "hard_sigmoid": 1, "sigmoid": 1, "tanh": 1,
@@ -38,9 +38,15 @@ ACTIVATION_PASSES = {None: 0, "relu": 0, "relu6": 0, "hswish": 1, "hard_sigmoid"
 """Extra elementwise passes a fused activation costs (relu/relu6 clamp for free in int8 kernels)."""
 
 COLUMNS = ("kind", "opcode", "macs", "reduction", "out_channels", "positions", "param_bytes", "elements",
-           "in_elements", "out_elements", "kernel", "fallback")
+           "in_elements", "out_elements", "kernel", "fallback", "data_op")
 (KIND, OPCODE, MACS, REDUCTION, OUT_CHANNELS, POSITIONS, PARAM_BYTES, ELEMENTS, IN_ELEMENTS, OUT_ELEMENTS, KERNEL,
- FALLBACK) = range(len(COLUMNS))
+ FALLBACK, DATA_OP) = range(len(COLUMNS))
+
+COMPUTES, POOLS, IN_PLACE = 0, 1, 2
+"""`data_op` codes: an op that computes on its elements; a pool (it only moves and compares data); an op
+the Edge TPU compiler writes in place (a concatenation's inputs are written into its output)."""
+POOL_OPS = frozenset({"max_pool_2d", "average_pool_2d", "mean", "reduce_max"})
+IN_PLACE_OPS = frozenset({"concatenation"})
 
 NO_FALLBACK, OP_FALLS_BACK, NEXT_FALLS_BACK = 0, 1, 2
 """Edge TPU fallback codes: the op runs on the TPU; the op itself cannot be mapped; its fused
@@ -103,22 +109,23 @@ def layer_spec(op: str, input_shape: tuple[int, ...], output_shape: tuple[int, .
 
 
 def _lookup() -> np.ndarray:
-    """(kind, opcode, activation passes, fallback code) per interned (op, activation) pair."""
+    """(kind, opcode, activation passes, fallback code, data op) per interned (op, activation) pair."""
     if not _LOOKUP or len(_LOOKUP[0]) != len(_OP_ACTIVATIONS):
         table = []
         for op, activation in _OP_ACTIVATIONS:
             kind = COMPUTE if op in COMPUTE_OPS else ELEMENTWISE if op in ELEMENTWISE_OPS else \
                 FREE if op in FREE_OPS else UNMODELED
+            data_op = POOLS if op in POOL_OPS else IN_PLACE if op in IN_PLACE_OPS else COMPUTES
             table.append((kind, COMPUTE_OPS.get(op, OTHER), ACTIVATION_PASSES.get(activation, 1),
-                          fallback_code(op, activation, kind)))
-        _LOOKUP[:] = [np.array(table, dtype=np.int64).reshape(-1, 4)]
+                          fallback_code(op, activation, kind), data_op))
+        _LOOKUP[:] = [np.array(table, dtype=np.int64).reshape(-1, 5)]
     return _LOOKUP[0]
 
 
 def rows_from_specs(specs: np.ndarray) -> np.ndarray:
     """(layers x COLUMNS) float rows from (layers x SPEC) integer specs: the one place features are computed."""
     info = _lookup()[specs[:, 0]]
-    kind, opcode, passes, fallback = info[:, 0], info[:, 1], info[:, 2], info[:, 3]
+    kind, opcode, passes, fallback, data_op = info[:, 0], info[:, 1], info[:, 2], info[:, 3], info[:, 4]
     in_size, out_size, channels, kernel, weights, bias, batch_norm, macs = specs[:, 1:].T
     compute, elementwise = kind == COMPUTE, kind == ELEMENTWISE
     c = np.where(channels == 0, 1, channels)
@@ -137,6 +144,7 @@ def rows_from_specs(specs: np.ndarray) -> np.ndarray:
     rows[:, OUT_ELEMENTS] = out_size
     rows[:, KERNEL] = kernel
     rows[:, FALLBACK] = fallback
+    rows[:, DATA_OP] = data_op
     return rows
 
 

@@ -1,7 +1,8 @@
 """Published networks named in calibration CSVs, as the layer IR, with a cache inside the package.
 
 A CSV row names its network in the `reference` column: `keras.applications.<Class>` (built with
-`weights=None` at the row's input size and width) or an `ArchSpec` reference name from
+`weights=None` at the row's input size and width), `build.<name>` (a network rebuilt with Keras
+layers in `builds.py`) or an `ArchSpec` reference name from
 `search_spaces` (its first word, e.g. `efficientnet_edgetpu_s`). Building the large Keras models
 takes TensorFlow and tens of seconds, so their layer IR is cached in `data/networks.json`;
 `python -m latency_models.networks` regenerates that file.
@@ -45,6 +46,15 @@ def build_layers(ref: str, input_size: int, width: float | None = None) -> tuple
         from latency_models.readers.keras_reader import read_keras
 
         return read_keras(_keras_application(name.removeprefix("keras.applications."), input_size, width))
+    if name.startswith("build."):
+        from latency_models.builds import BUILDERS
+        from latency_models.readers.keras_reader import read_keras
+
+        builder = BUILDERS.get(name.removeprefix("build."))
+        if builder is None:
+            raise CalibrationError(f"unknown network {ref!r} in the calibration CSV's reference column: expected "
+                                   f"build.<name> with a name in {', '.join(BUILDERS)}")
+        return read_keras(builder(input_size))
     if name in reference_names():
         return analyze(reference(name, width or 1.0, resolution=input_size)).layers
     raise CalibrationError(f"unknown network {ref!r} in the calibration CSV's reference column: expected "
@@ -83,10 +93,10 @@ def _load_cache() -> dict[str, tuple[Layer, ...]]:
 
 
 def regenerate_cache(csv_path: Path, out: Path = CACHE_PATH) -> dict[str, int]:
-    """Build every Keras application named in `csv_path` and write their layers to `out`."""
+    """Build every Keras application and `build.` network named in `csv_path` and write their layers to `out`."""
     networks: dict[str, list[list[Any]]] = {}
     for row in read_measurements(csv_path):
-        if not row.reference.startswith("keras.applications."):
+        if not row.reference.startswith(("keras.applications.", "build.")):
             continue
         key = network_key(row.reference, row.input_size, row.width)
         if key not in networks:

@@ -184,7 +184,7 @@ def _segment(table: LayerTable, profile: DeviceProfile, index: int, start: int, 
     estimate = edgetpu.estimate(part, profile)
     return Segment(index, start, stop, table.names[start], table.names[stop - 1], int(part.param_bytes.sum()),
                    estimate.on_chip_param_bytes, estimate.streamed_param_bytes, input_bytes, output_bytes,
-                   profile.constants["ms_per_mb_prefetch"] * input_bytes * 1e-6, float(latency_ms),
+                   profile.constants["ms_per_mb_io"] * input_bytes * 1e-6, float(latency_ms),
                    estimate.cpu_fallback_ops)
 
 

@@ -20,11 +20,14 @@ _FREE = {"InputLayer", "Dropout", "SpatialDropout2D", "Flatten", "Reshape", "Ide
 _ELEMENTWISE = {"Add": "add", "Multiply": "mul", "Subtract": "sub", "Maximum": "maximum", "Minimum": "minimum",
                 "Average": "add", "Concatenate": "concatenation", "ZeroPadding2D": "pad",
                 "MaxPooling2D": "max_pool_2d", "AveragePooling2D": "average_pool_2d",
-                "Rescaling": "mul", "Normalization": "mul", "CustomScaleLayer": "mul", "UpSampling2D": "resize"}
+                "Rescaling": "mul", "Normalization": "mul", "CustomScaleLayer": "mul", "UpSampling2D": "resize",
+                "_DetectionPostprocess": "detection_postprocess"}
 _ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "hard_silu": "hswish", "hard_swish": "hswish", "silu": "swish",
                 "swish": "swish", "sigmoid": "sigmoid", "hard_sigmoid": "hard_sigmoid", "softmax": "softmax",
                 "tanh": "tanh", "gelu": "gelu", "elu": "elu", "linear": None}
-_FUSABLE = ("conv2d", "depthwise_conv2d", "fully_connected")
+_READS_LAST = {"_DetectionPostprocess"}
+"""Layers whose cost follows their last input (the postprocess reads every anchor's class scores)."""
+_FUSABLE = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv")
 
 
 def read_keras(model: Any) -> tuple[Layer, ...]:
@@ -69,7 +72,7 @@ class _Reader:
                     self.producer[id(out)] = self.producer[id(inputs[0])]
             return
         out = outputs[0]
-        in_shape, out_shape = _shape(inputs[0]), _shape(out)
+        in_shape, out_shape = _shape(inputs[-1 if kind in _READS_LAST else 0]), _shape(out)
         if kind == "BatchNormalization":
             if self._fuse(inputs[0], lambda la: la.op in _FUSABLE and not la.batch_norm and la.activation is None,
                           lambda la: dataclasses.replace(la, batch_norm=True), out):
@@ -142,6 +145,12 @@ class _Reader:
             depthwise = groups == cin and groups > 1 and cout % cin == 0
             return Layer(name, "depthwise_conv2d" if depthwise else "conv2d", in_shape, out_shape, kernel=kh,
                          stride=stride, weights=weights, bias=bool(op.use_bias), macs=ho * wo * weights)
+        if kind == "Conv2DTranspose":
+            kh, kw = op.kernel_size
+            cin, cout = in_shape[-1], out_shape[-1]
+            weights = kh * kw * cin * cout
+            return Layer(name, "transpose_conv", in_shape, out_shape, kernel=kh, stride=int(op.strides[0]),
+                         weights=weights, bias=bool(op.use_bias), macs=in_shape[0] * in_shape[1] * weights)
         if kind == "Dense":
             cin, cout = in_shape[-1], out_shape[-1]
             positions = 1

@@ -99,7 +99,7 @@ def test_calibration_is_reproducible_and_made_the_shipped_profiles(tmp_path: Pat
         second, _ = fit_edgetpu(CALIBRATION_CSV, device, shipped.fixed, shipped.description)
         assert first.constants == second.constants == shipped.constants
         assert first.version == shipped.version
-        assert validation.loo_spearman >= 0.9 and validation.loo_mape <= 20.0
+        assert len(validation.rows) >= 14 and validation.loo_spearman >= 0.9 and validation.loo_mape <= 25.0
 
 
 def test_cli_calibrate_validate_predict(tmp_path: Path) -> None:

@@ -126,3 +126,30 @@ def test_measure_reports_thread_cpu_and_wall_time(tflite_path: Path) -> None:
     result = measure_tflite(tflite_path, rounds=2, per_round=3, warmup=1)
     assert result.median_ms > 0 and result.wall_median_ms > 0
     assert len(result.round_medians_ms) == 2 and result.invocations == 6
+
+
+@pytest.mark.parametrize(("ref", "size", "params"), [("build.squeezenet_1_0", 224, 1.25e6),
+                                                     ("build.inception_v1", 224, 6.6e6),
+                                                     ("build.unet_mobilenet_v2", 128, 6.5e6)])
+def test_rebuilt_networks_read_whole_and_match_their_cache(ref: str, size: int, params: float) -> None:
+    """Published parameter counts: SqueezeNet 1.0 1.25 M (Iandola et al.), TF-slim Inception v1 6.6 M, the
+    tutorial U-Net 6.5 M (Coral's compiled file: 7.2 MB)."""
+    def unnamed(layers: Any) -> list[Any]:
+        return [dataclasses.replace(la, name="") for la in layers]
+
+    fresh = build_layers(ref, size)
+    assert sum(la.folded_params for la in fresh) == pytest.approx(params, rel=0.03)
+    assert not [la.op for la in fresh if la.op.startswith("keras:")]
+    assert unnamed(network_layers(ref, size)) == unnamed(fresh)
+
+
+def test_transposed_convolution_is_priced_by_its_input_positions() -> None:
+    import keras
+
+    inputs = keras.Input((8, 8, 16))
+    model = keras.Model(inputs, keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(inputs))
+    (layer,) = read_layers(model)
+    assert layer.op == "transpose_conv" and layer.output_shape == (16, 16, 4)
+    assert layer.macs == 8 * 8 * 3 * 3 * 16 * 4 and layer.weights == 3 * 3 * 16 * 4
+    assert predict(model, strict=True).total_ms > 0
+    keras.backend.clear_session()

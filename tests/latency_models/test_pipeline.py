@@ -102,7 +102,7 @@ def test_multi_tpu_profiles_price_the_pipeline() -> None:
     rng = np.random.default_rng(0)
     choices = {k: v for k, v in space.choices().items() if len(v) > 1 and k != "resolution"}
     archs = [space.build({k: v[rng.integers(len(v))] for k, v in choices.items()}, num_classes=10, resolution=96)
-             for _ in range(6)] + [reference("efficientnet_edgetpu_l")]
+             for _ in range(6)] + [reference("efficientnet_edgetpu_l", resolution=96)]
     for name in names:
         totals = predict_total_ms(archs, device=name)
         assert totals == [predict(a, device=name).total_ms for a in archs]
@@ -111,5 +111,6 @@ def test_multi_tpu_profiles_price_the_pipeline() -> None:
         segment(big, 4, strategy="latency").slowest_stage_ms)
     assert predict(big, device="edgetpu_usb_x2").total_ms == pytest.approx(
         segment(big, 2, strategy="end_to_end").end_to_end_ms)
-    assert predict(big, device="edgetpu_usb_x2").total_ms < predict(big).total_ms  # streaming gone
+    # at 96 px its streamed parameters outlast its compute; over two TPUs they are all cached
+    assert predict(big, device="edgetpu_usb_x2").total_ms < predict(big).total_ms
     assert load_profile("edgetpu_usb_x4").version != load_profile("edgetpu_usb").version

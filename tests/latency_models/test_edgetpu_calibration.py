@@ -1,0 +1,60 @@
+"""The Edge TPU calibration data, the structure for small networks, intervals and the extrapolation flag."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import latency_models
+from latency_models import load_profile, predict
+from latency_models.published import sort_rows
+from search_spaces import reference
+
+DATA = Path(latency_models.__file__).parent / "data"
+PUBLISHED = Path(__file__).parents[3] / "shared" / "data" / "edgetpu_published.csv"
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with open(DATA / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_published_row_is_used_or_left_out_with_its_reason() -> None:
+    used, excluded = _rows("edgetpu_calibration.csv"), _rows("edgetpu_excluded.csv")
+    assert len(used) + len(excluded) == 142
+    assert all(r["reason"] for r in excluded) and all(r["built_with"] for r in used)
+    networks = defaultdict(set)
+    for r in used:
+        networks[r["device"]].add((r["reference"], r["input_size"]))
+    assert len(networks["edgetpu_usb"]) >= 14 and len(networks["edgetpu_devboard"]) >= 14
+    if PUBLISHED.is_file():  # the sorting rules reproduce the committed files
+        again_used, again_excluded = sort_rows(PUBLISHED)
+        assert again_used == used and again_excluded == excluded
+
+
+@pytest.mark.parametrize("device", ["edgetpu_usb", "edgetpu_devboard"])
+def test_small_networks_cost_a_fraction_of_a_millisecond_to_invoke(device: str) -> None:
+    profile = load_profile(device)
+    assert profile.constants["overhead_ms"] < 0.5 and profile.constants["ms_per_layer"] < 0.01
+    tiny, wide = reference("mobilenet_v2", 0.35, resolution=32), reference("mobilenet_v2", 1.4, resolution=32)
+    assert predict(tiny, device).total_ms < 1.0
+    assert predict(wide, device).total_ms > predict(tiny, device).total_ms
+
+
+def test_estimates_carry_their_band_interval_and_extrapolation() -> None:
+    profile = load_profile("edgetpu_usb")
+    bands = {b["band"]: b["loo_rms_error"] for b in profile.fit["bands"]}
+    inside = predict("mobilenet_v2")
+    assert inside.interval_pct == bands["<3 ms"] and not inside.extrapolated
+    assert inside.low_ms < inside.total_ms < inside.high_ms
+    assert f"± {inside.interval_pct:.0f}%" in inside.summary()
+    small = predict(reference("mobilenet_v2", 0.35, resolution=32))
+    assert small.extrapolated and "fewer than any calibration network" in small.extrapolation[0]
+    hard_swish = predict("mobilenet_v3_large")
+    assert any("hswish" in reason for reason in hard_swish.extrapolation)
+    data = json.loads(json.dumps(small.to_dict()))
+    assert data["extrapolated"] is True and data["interval_pct"] == small.interval_pct

@@ -38,6 +38,9 @@ class BandFigures:
     spearman: float | None
 
 
+PUBLISHED_CSV = Path(__file__).with_name("data") / "edgetpu_calibration.csv"
+"""The published Coral latencies the packaged Edge TPU profiles are fitted on (`published.py`)."""
+
 BANDS = (("<3 ms", 0.0, 3.0), ("3-30 ms", 3.0, 30.0), (">30 ms", 30.0, float("inf")))
 """Size bands by measured (validation) or predicted (an estimate's interval) latency."""
 
@@ -77,7 +80,8 @@ def networks_of(rows: list[Measurement]) -> list[Network]:
     groups: dict[str, list[Measurement]] = {}
     for r in rows:
         groups.setdefault(network_key(r.reference, r.input_size, r.width), []).append(r)
-    return [Network(g[0].model, key, layer_table(network_layers(g[0].reference, g[0].input_size, g[0].width)),
+    return [Network(f"{g[0].model} ({g[0].input_size} px)" if g[0].input_size else g[0].model, key,
+                    layer_table(network_layers(g[0].reference, g[0].input_size, g[0].width)),
                     float(np.median([r.latency_ms for r in g])), len(g)) for key, g in groups.items()]
 
 

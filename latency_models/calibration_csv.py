@@ -8,7 +8,9 @@ from pathlib import Path
 
 from latency_models.errors import CalibrationError
 
-REQUIRED_COLUMNS = ("model", "reference", "input_size", "device", "latency_ms")
+REQUIRED_COLUMNS = ("reference", "device", "latency_ms")
+"""`model` (a name; the reference when absent), `input_size` (the network's own when absent or empty) and
+`width_multiplier` are optional."""
 
 
 @dataclass(frozen=True)
@@ -30,15 +32,20 @@ def read_measurements(path: Path, device: str | None = None) -> list[Measurement
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise CalibrationError(f"calibration CSV {str(path)!r} lacks column(s) {', '.join(missing)}: expected "
-                                   f"{', '.join(REQUIRED_COLUMNS)} (and optionally width_multiplier)")
+                                   f"{', '.join(REQUIRED_COLUMNS)} (and optionally model, input_size, "
+                                   "width_multiplier)")
         rows = []
         for line, r in enumerate(reader, 2):
             try:
-                rows.append(Measurement(r["model"], r["reference"], int(r["input_size"]),
+                rows.append(Measurement(r.get("model") or r["reference"], r["reference"],
+                                        int(r["input_size"]) if r.get("input_size") else 0,
                                         float(r["width_multiplier"]) if r.get("width_multiplier") else None,
                                         r["device"], float(r["latency_ms"])))
             except ValueError as exc:
                 raise CalibrationError(f"bad value in {str(path)!r} line {line}: {exc}") from None
+            if not rows[-1].latency_ms > 0:
+                raise CalibrationError(f"latency_ms {r['latency_ms']!r} in {str(path)!r} line {line} is not a "
+                                       "positive number of milliseconds: expected a measured latency")
     if device is not None:
         rows = [r for r in rows if r.device == device]
         if not rows:

@@ -2,9 +2,10 @@
 
 A CSV row names its network in the `reference` column: `keras.applications.<Class>` (built with
 `weights=None` at the row's input size and width), `build.<name>` (a network rebuilt with Keras
-layers in `builds.py`) or an `ArchSpec` reference name from
-`search_spaces` (its first word, e.g. `efficientnet_edgetpu_s`). Building the large Keras models
-takes TensorFlow and tens of seconds, so their layer IR is cached in `data/networks.json`;
+layers in `builds.py`), a `.tflite` path, an architecture string (a user's own candidates) or an
+`ArchSpec` reference name from `search_spaces` (its first word, e.g. `efficientnet_edgetpu_s`).
+Building the large Keras models takes TensorFlow and tens of seconds, so their layer IR is cached
+in `data/networks.json`;
 `python -m latency_models.networks` regenerates that file.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from latency_models.calibration_csv import read_measurements
 from latency_models.errors import CalibrationError
-from search_spaces import analyze, reference, reference_names
+from search_spaces import analyze, reference, reference_names, resolve
 from search_spaces.analysis import Layer
 
 CACHE_PATH = Path(__file__).with_name("data") / "networks.json"
@@ -56,9 +57,17 @@ def build_layers(ref: str, input_size: int, width: float | None = None) -> tuple
                                    f"build.<name> with a name in {', '.join(BUILDERS)}")
         return read_keras(builder(input_size))
     if name in reference_names():
-        return analyze(reference(name, width or 1.0, resolution=input_size)).layers
-    raise CalibrationError(f"unknown network {ref!r} in the calibration CSV's reference column: expected "
-                           f"'keras.applications.<Class>' or one of {', '.join(reference_names())}")
+        return analyze(reference(name, width or 1.0, resolution=input_size or None)).layers
+    if name.endswith(".tflite"):
+        from latency_models.readers.tflite_reader import read_tflite
+
+        return read_tflite(Path(name))
+    try:
+        return analyze(resolve(name)).layers
+    except Exception:  # the grammar raises several types for a string that is no architecture
+        raise CalibrationError(f"unknown network {ref!r} in the calibration CSV's reference column: expected "
+                               "'keras.applications.<Class>', 'build.<name>', a .tflite path, an architecture "
+                               f"string or one of {', '.join(reference_names())}") from None
 
 
 def _keras_application(cls: str, input_size: int, width: float | None) -> Any:

@@ -32,7 +32,7 @@ def predict_cmd(
     if as_json:
         typer.echo(json.dumps(estimate.to_dict(), indent=2))
         return
-    table = Table(title=f"{device} ({estimate.profile_version}): {estimate.total_ms:.3f} ms", title_justify="left")
+    table = Table(title=f"{device} ({estimate.profile_version}): {estimate.summary()}", title_justify="left")
     for col in ("layer", "op", "ms", "bound"):
         table.add_column(col, justify="right" if col == "ms" else "left")
     for layer in estimate.layers:
@@ -47,6 +47,11 @@ def predict_cmd(
         console.print(f"CPU fallback: {', '.join(estimate.cpu_fallback_ops)}")
     if estimate.unmodeled_ops:
         console.print(f"[yellow]not priced (total is a lower bound):[/] {', '.join(estimate.unmodeled_ops)}")
+    if estimate.interval_pct is not None:
+        console.print(f"interval {estimate.low_ms:.3f}-{estimate.high_ms:.3f} ms (± {estimate.interval_pct:.0f}%: "
+                      "the leave-one-out error of calibration networks of this size)")
+    for reason in estimate.extrapolation:
+        console.print(f"[yellow]extrapolated:[/] {reason}")
 
 
 @latency_app.command("devices")
@@ -115,16 +120,19 @@ def segment_cmd(
 
 @latency_app.command("calibrate")
 def calibrate_cmd(
-    csv_path: Annotated[Path, typer.Argument(help="Measurements: the Edge TPU calibration format, or a "
-                                                   "`nas latency collect` CSV for a cpu device.")],
+    csv_path: Annotated[Path, typer.Argument(help="Measurements: the Edge TPU calibration format (reference, device, "
+                                                   "latency_ms; optionally model, input_size, width_multiplier), "
+                                                   "or a `nas latency collect` CSV for a cpu device.")],
     device: Annotated[str, typer.Option(help="Device whose rows are fitted and whose profile is written.")],
     out: Annotated[Path, typer.Option(help="Profile JSON file to write.")],
     kind: Annotated[str, typer.Option(help="Model kind when DEVICE has no packaged profile: edgetpu or cpu.")]
     = "edgetpu",
+    with_published: Annotated[bool, typer.Option("--with-published", help="Fit CSV_PATH's rows together with the "
+                                                  "published Coral rows of DEVICE (Edge TPU devices).")] = False,
 ) -> None:
     """Fit a device profile from measurements (deterministic: same CSV, same profile)."""
     from latency_models import profile_names
-    from latency_models.calibration import DEFAULT_EDGETPU_FIXED, fit_cpu, fit_edgetpu
+    from latency_models.calibration import DEFAULT_EDGETPU_FIXED, PUBLISHED_CSV, fit_cpu, fit_edgetpu
     from latency_models.profiles import PIPELINE_KIND, load_profile
 
     base = load_profile(device) if device in profile_names() else None
@@ -132,36 +140,63 @@ def calibrate_cmd(
         raise typer.BadParameter(f"{device} is derived from its one-device profile: calibrate that one",
                                  param_hint="--device")
     if (base.kind if base else kind) == "cpu":
+        if with_published:
+            raise typer.BadParameter(f"--with-published adds published Edge TPU rows; {device} is a cpu device",
+                                     param_hint="--with-published")
         profile, validation = fit_cpu(csv_path, device, base.description if base else "")
         label = "10-fold CV"
     else:
         fixed = {**DEFAULT_EDGETPU_FIXED, **base.fixed} if base else DEFAULT_EDGETPU_FIXED  # new facts get defaults
-        profile, validation = fit_edgetpu(csv_path, device, fixed, base.description if base else "")
-        label = "leave-one-out"
+        paths = [csv_path, PUBLISHED_CSV] if with_published and csv_path.resolve() != PUBLISHED_CSV.resolve() \
+            else [csv_path]
+        profile, validation = fit_edgetpu(paths, device, fixed, base.description if base else "")
+        label = "leave-one-network-out"
     profile.save(out)
-    typer.echo(f"wrote {out} ({profile.version}): fit MAPE {validation.fit_mape:.1f}%, {label} MAPE "
-               f"{validation.loo_mape:.1f}%, Spearman {validation.loo_spearman:.3f}")
+    typer.echo(f"wrote {out} ({profile.version}): {len(validation.rows)} networks, fit MAPE "
+               f"{validation.fit_mape:.1f}%, {label} MAPE {validation.loo_mape:.1f}%, Spearman "
+               f"{validation.loo_spearman:.3f}")
+    for band in validation.bands:
+        typer.echo(f"  {band.band}: {band.networks} networks, MAPE {band.mape:.1f}%, median error "
+                   f"{band.median_error:+.1f}%, interval ± {band.rms_error:.0f}%")
 
 
 @latency_app.command("validate")
 def validate_cmd(
-    csv_path: Annotated[Path, typer.Argument(help="Calibration CSV (Edge TPU format).")],
-    device: Annotated[str, typer.Option(help="Device profile to validate.")] = "edgetpu_usb",
+    csv_path: Annotated[Path | None, typer.Argument(help="Calibration CSV (Edge TPU format); the published Coral "
+                                                          "rows when omitted.")] = None,
+    device: Annotated[list[str] | None, typer.Option(help="Device profile to validate (repeatable); both Edge TPU "
+                                                          "profiles when omitted.")] = None,
 ) -> None:
-    """Predicted vs measured per network, then leave-one-out MAPE and Spearman."""
+    """Leave one network out per device: each network predicted by constants fitted on the others, then
+    MAPE, median error and Spearman per size band (<3, 3-30, >30 ms measured)."""
     from latency_models import load_profile
-    from latency_models.calibration import validate_profile
+    from latency_models.calibration import PUBLISHED_CSV, validate_profile
 
-    validation = validate_profile(csv_path, load_profile(device))
-    table = Table(title=f"{device}", title_justify="left")
-    for col in ("network", "measured ms", "predicted ms", "leave-one-out ms", "error"):
-        table.add_column(col, justify="left" if col == "network" else "right")
-    for name, measured, fitted, loo in validation.rows:
-        table.add_row(name, f"{measured:.2f}", f"{fitted:.2f}", f"{loo:.2f}", f"{(loo - measured) / measured:+.0%}")
     console = make_console()
-    console.print(table)
-    console.print(f"leave-one-out MAPE {validation.loo_mape:.1f}%  Spearman {validation.loo_spearman:.3f}  "
-                  f"(in-sample MAPE {validation.fit_mape:.1f}%)")
+    for name in device or ["edgetpu_usb", "edgetpu_devboard"]:
+        profile = load_profile(name)
+        if profile.kind != "edgetpu":
+            raise typer.BadParameter(f"{name} is a {profile.kind} device: validate takes Edge TPU profiles",
+                                     param_hint="--device")
+        validation = validate_profile(csv_path or PUBLISHED_CSV, profile)
+        table = Table(title=f"{name} ({profile.version})", title_justify="left")
+        for col in ("network", "measured ms", "fitted ms", "leave-one-out ms", "error"):
+            table.add_column(col, justify="left" if col == "network" else "right")
+        for net, measured, fitted, loo in sorted(validation.rows, key=lambda r: r[1]):
+            table.add_row(net, f"{measured:.2f}", f"{fitted:.2f}", f"{loo:.2f}", f"{(loo - measured) / measured:+.0%}")
+        console.print(table)
+        bands = Table(title=f"{name}: leave-one-network-out by size band", title_justify="left")
+        for col in ("band", "networks", "MAPE", "median error", "Spearman", "interval ±"):
+            bands.add_column(col, justify="left" if col == "band" else "right")
+        for b in validation.bands:
+            bands.add_row(b.band, str(b.networks), f"{b.mape:.1f}%", f"{b.median_error:+.1f}%",
+                          "" if b.spearman is None else f"{b.spearman:.2f}", f"{b.rms_error:.0f}%")
+        bands.add_section()
+        bands.add_row("all", str(len(validation.rows)), f"{validation.loo_mape:.1f}%", "",
+                      f"{validation.loo_spearman:.3f}", "")
+        console.print(bands)
+        console.print(f"leave-one-out MAPE {validation.loo_mape:.1f}%  Spearman {validation.loo_spearman:.3f}  "
+                      f"(in-sample MAPE {validation.fit_mape:.1f}%)")
 
 
 @latency_app.command("measure")

@@ -58,3 +58,40 @@ def test_estimates_carry_their_band_interval_and_extrapolation() -> None:
     assert any("hswish" in reason for reason in hard_swish.extrapolation)
     data = json.loads(json.dumps(small.to_dict()))
     assert data["extrapolated"] is True and data["interval_pct"] == small.interval_pct
+
+
+def _user_csv(path: Path, device: str = "edgetpu_usb") -> Path:
+    """A user's own measurements of three candidates (architecture strings), 1.1 ms per 10 MMACs or so."""
+    from search_spaces import encode
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["reference", "device", "latency_ms"])
+        for width, ms in ((0.35, 0.8), (0.75, 1.4), (1.0, 1.9), (1.4, 2.6)):
+            writer.writerow([encode(reference("mobilenet_v2", width, resolution=96)), device, ms])
+    return path
+
+
+def test_calibrate_takes_a_users_csv_alone_or_with_the_published_rows(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nas_service.cli import app
+
+    runner = CliRunner()
+    user = _user_csv(tmp_path / "mine.csv")
+    alone, both = tmp_path / "alone.json", tmp_path / "both.json"
+    result = runner.invoke(app, ["latency", "calibrate", str(user), "--device", "edgetpu_usb", "--out", str(alone)])
+    assert result.exit_code == 0, result.output
+    assert "4 networks" in result.output
+    result = runner.invoke(app, ["latency", "calibrate", str(user), "--device", "edgetpu_usb", "--out", str(both),
+                                 "--with-published"])
+    assert result.exit_code == 0, result.output
+    assert "18 networks" in result.output
+    fits = [json.loads(p.read_text()) for p in (alone, both)]
+    assert fits[0]["fit"]["rows"] == 4 and fits[1]["fit"]["rows"] == 4 + 30  # the published USB rows
+    assert fits[0]["version"] != fits[1]["version"] != load_profile("edgetpu_usb").version
+    bad = tmp_path / "bad.csv"
+    bad.write_text("reference,device,latency_ms\nmobilenet_v2,edgetpu_usb,-1\n")
+    result = runner.invoke(app, ["latency", "calibrate", str(bad), "--device", "edgetpu_usb", "--out",
+                                 str(tmp_path / "x.json")])
+    assert result.exit_code != 0 and "is not a positive number" in result.output + str(result.exception)

@@ -68,7 +68,7 @@ def test_real_training_search_exports_its_front(tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NAS_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     db = f"sqlite:///{tmp_path / 'nas.db'}"
-    nas("search", "--scorer", "train", "--trials", "1", "--epochs", "1", "--initial", "small", "--resolution", "16",
+    nas("search", "--scorer", "train", "--trials", "1", "--epochs", "1", "--initial", "small", "--resolution", "28",
         "--db", db)
     members = json.loads(nas("pareto", "1", "--json", "--db", db))
     assert len(members) == 1 and members[0]["accuracy"] > 0.2 and members[0]["int8_accuracy"] is not None
@@ -189,3 +189,18 @@ def test_an_empty_spec_file_is_the_default_job(tmp_path: Path) -> None:
     for text in ("", "# nothing but a comment\n", "\n\n"):
         (tmp_path / "empty.yaml").write_text(text)
         assert load_spec_file(tmp_path / "empty.yaml") == JobSpec()
+
+
+def test_a_resolution_the_space_does_not_allow_is_refused_before_the_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_service.cli.errors import run_cli
+
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    (tmp_path / "res.yaml").write_text("resolution: 100\ntraining: {scorer: estimate}\n")
+    for args in (("--resolution", "33", "--scorer", "estimate"), ("--spec", str(tmp_path / "res.yaml"))):
+        monkeypatch.setattr("sys.argv", ["nas", "search", *args, "--db", db])
+        assert run_cli(app) == 2
+        err = capsys.readouterr().err
+        assert "is not a resolution of search space 'edgetpu_small': expected 28, 32, 48 or 64" in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert json.loads(nas("jobs", "--json", "--db", db)) == []

@@ -28,6 +28,16 @@ class InitialArchError(SpecError):
         self.loc = ("initial", index)
 
 
+class ResolutionError(SpecError):
+    """A fixed resolution that the job's space does not list: its candidates would not be members of the space."""
+
+    def __init__(self, resolution: int, space: str, allowed: list[int]) -> None:
+        listed = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}" if len(allowed) > 1 else str(allowed[0])
+        super().__init__(f"invalid job spec: resolution: {resolution} is not a resolution of search space "
+                         f"{space!r}: expected {listed}, or null to search them")
+        self.loc = ("resolution",)
+
+
 def initial_params(spec: JobSpec) -> list[dict[str, Value]]:
     """The parameters of the spec's warm-start architectures in its space."""
     space = load_space(spec.space)
@@ -44,10 +54,13 @@ def initial_params(spec: JobSpec) -> list[dict[str, Value]]:
 
 
 def check_names(spec: JobSpec) -> None:
-    """Raise `UnknownNameError` when `spec.space` or `spec.device` is not registered, `InitialArchError` when a
-    warm-start architecture is not in the space."""
+    """Raise `UnknownNameError` when `spec.space` or `spec.device` is not registered, `ResolutionError` when the
+    space does not allow `spec.resolution`, `InitialArchError` when a warm-start architecture is not in the space."""
     if spec.space not in (spaces := space_names()):
         raise UnknownNameError("space", "search space", spec.space, spaces)
+    allowed = [int(str(r)) for r in load_space(spec.space).choices()["resolution"]]
+    if spec.resolution is not None and spec.resolution not in allowed:
+        raise ResolutionError(spec.resolution, spec.space, allowed)
     if spec.device not in (devices := profile_names()):
         raise UnknownNameError("device", "device", spec.device, devices)
     initial_params(spec)

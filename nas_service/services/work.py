@@ -33,7 +33,7 @@ from nas_service.controller.training_process import close_scorer
 from nas_service.db import job_queue, trial_records
 from nas_service.db.engine import is_connection_lost
 from nas_service.db.models import Job
-from nas_service.services.catalog import initial_params
+from nas_service.services.catalog import check_names, initial_params
 from nas_service.services.views import TrialView
 from nas_service.spec import JobSpec
 
@@ -56,9 +56,10 @@ def remove_job_files(database_url: str, study_name: str, artifacts: Path) -> str
 
 
 def check_runnable(spec: JobSpec) -> None:
-    """Raise what a worker would raise at the job's start (dataset, warm start), before the job exists."""
+    """Raise what a worker would raise at the job's start (names, dataset, warm start), before the job exists;
+    the cheap checks first."""
+    check_names(spec)
     num_classes_of(spec.dataset, spec.resolution)
-    initial_params(spec)
 
 
 def stale_hook(sessions: sessionmaker[Session]) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:

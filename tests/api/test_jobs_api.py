@@ -7,8 +7,8 @@ from typing import Any
 
 from tests.api.conftest import Api
 
-SPEC: dict[str, Any] = {"name": "api-job", "space": "edgetpu", "device": "edgetpu_usb", "budget": {"trials": 3},
-                        "training": {"scorer": "estimate"}}
+SPEC: dict[str, Any] = {"name": "api-job", "space": "edgetpu", "resolution": 32, "device": "edgetpu_usb",
+                        "budget": {"trials": 3}, "training": {"scorer": "estimate"}}
 
 
 def test_create_list_get_cancel(api: Api) -> None:
@@ -50,6 +50,24 @@ def test_bad_spec_names_field_and_allowed_values(api: Api) -> None:
     assert response.status_code == 422 and "edgetpu_usb" in str(response.json()["detail"])
     response = api.client.post("/api/v1/jobs", json={**SPEC, "budget": {"trials": 0}}, headers=api.alice)
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "budget", "trials"]
+
+
+def test_a_resolution_the_space_does_not_allow_is_422(api: Api) -> None:
+    """It was accepted (201) and ran with candidates outside the space."""
+    before = api.client.get("/api/v1/jobs", headers=api.alice).json()["total"]
+    for space, resolution, allowed in (("edgetpu_small", 33, "expected 28, 32, 48 or 64"),
+                                       ("edgetpu_small", 100, "expected 28, 32, 48 or 64"),
+                                       ("edgetpu", 28, "expected 32, 64, 96")):
+        response = api.client.post("/api/v1/jobs", json={**SPEC, "space": space, "resolution": resolution},
+                                   headers=api.alice)
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["detail"]
+        assert error["loc"] == ["body", "resolution"] and allowed in error["msg"] and str(resolution) in error["msg"]
+    assert api.client.get("/api/v1/jobs", headers=api.alice).json()["total"] == before
+    for resolution in (28, None):  # an allowed one, or none: the space's resolutions are searched
+        response = api.client.post("/api/v1/jobs", json={**SPEC, "space": "edgetpu_small", "resolution": resolution},
+                                   headers=api.alice)
+        assert response.status_code == 201, response.text
 
 
 def test_empty_job_has_empty_front_and_points(api: Api) -> None:

@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
 def training_job(slots: int, trials: int = 4, **training: object) -> JobSpec:
-    """Digits at 16 px: a few seconds per candidate."""
-    return parse_spec({"dataset": "digits", "space": "edgetpu_small", "resolution": 16, "initial": ["small"],
+    """Digits at 28 px, the smallest resolution of the space: a few seconds per candidate."""
+    return parse_spec({"dataset": "digits", "space": "edgetpu_small", "resolution": 28, "initial": ["small"],
                        "sampler": "random", "seed": 3, "budget": {"trials": trials},
                        "training": {"scorer": "train", "epochs": 2, "batch_size": 32, "concurrency": slots,
                                     **training}})

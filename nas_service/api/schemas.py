@@ -86,8 +86,20 @@ class LayerLatencyOut(Out):
     bound: str
 
 
+INTERVAL_HELP = ("Half-width of the estimate's interval, percent of total_ms: the root-mean-square leave-one-"
+                 "network-out error of the profile's calibration networks in the estimate's size band (<3, 3-30, "
+                 ">30 ms); null for profiles without one (cpu, multi-TPU).")
+EXTRAPOLATED_HELP = ("The network lies outside the calibrated range: fewer or more MACs than any calibration network, "
+                     "more streamed parameters, or op types none of them has (reasons in `extrapolation`).")
+
+
 class LatencyOut(Out):
     total_ms: float
+    interval_pct: float | None = Field(None, description=INTERVAL_HELP)
+    low_ms: float | None = Field(None, description="total_ms minus the interval.")
+    high_ms: float | None = Field(None, description="total_ms plus the interval.")
+    extrapolated: bool = Field(False, description=EXTRAPOLATED_HELP)
+    extrapolation: list[str] = Field(default_factory=list, description="Why the estimate is extrapolated.")
     device: str
     profile_version: str
     on_chip_param_bytes: int
@@ -247,3 +259,6 @@ class CandidateOut(Out):
     estimated: bool = Field(description="The accuracy comes from the cheap estimator, not from training")
     layers: list[LayerOut] | None = Field(None, description="Per-layer analysis; omitted with `layers=false`.")
     latency_layers: list[LayerLatencyOut] | None = Field(None, description="Per-layer latency breakdown.")
+    latency_interval_pct: float | None = Field(None, description=INTERVAL_HELP)
+    latency_extrapolated: bool = Field(False, description=EXTRAPOLATED_HELP)
+    latency_extrapolation: list[str] = Field(default_factory=list, description="Why the latency is extrapolated.")

@@ -23,6 +23,12 @@ def test_predict_arch_string_and_reference(api: Api) -> None:
     assert estimate["layers"] and {"name", "op", "ms", "bound"} <= set(estimate["layers"][0])
     reference = api.client.post("/api/v1/latency/predict", json={"arch": "mobilenet_v2"}, headers=api.alice).json()
     assert reference["total_ms"] > estimate["total_ms"]
+    # the interval of the band, and the small candidate flagged as beyond the calibration networks
+    assert reference["low_ms"] < reference["total_ms"] < reference["high_ms"] and not reference["extrapolated"]
+    assert estimate["extrapolated"] and "fewer than any calibration network" in estimate["extrapolation"][0]
+    schema = api.client.get("/api/v1/openapi.json").json()["components"]["schemas"]["LatencyOut"]["properties"]
+    assert "leave-one-network-out" in schema["interval_pct"]["description"]
+    assert "calibrated range" in schema["extrapolated"]["description"]
 
 
 def test_bad_arch_and_device_are_422(api: Api) -> None:

@@ -107,6 +107,8 @@ def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
     assert page.is_disabled("#download-tflite")  # estimate-scored: never exported, and the page says why
     assert "this job estimates accuracy" in page.inner_text("#download-reason")
     assert "accuracy ESTIMATED, not trained" in page.inner_text("#candidate-summary")
+    summary = page.inner_text("#candidate-summary")  # the latency's interval, its profile and why it extrapolates
+    assert re.search(r"\d\.\d{3} ± \d+%", summary) and "edgetpu_usb@" in summary and "extrapolated:" in summary
     assert "grey invoke + I/O overhead" in page.inner_text("#latency-legend")
     colours = page.evaluate("document.querySelector('#latency-plot').data.map(t => t.line && t.line.color)")
     assert "#7f8c8d" in colours  # the invoke+io row is drawn as overhead, not as parameter streaming

@@ -48,6 +48,9 @@ def _front_point(point: FrontPoint) -> FrontPointOut:
 def _candidate(view: CandidateView, layers: bool) -> CandidateOut:
     data = view.to_dict()
     data["has_tflite"] = bool(view.tflite_path)
+    data["latency_interval_pct"] = view.latency.get("interval_pct")  # absent in rows priced before intervals
+    data["latency_extrapolated"] = bool(view.latency.get("extrapolated", False))
+    data["latency_extrapolation"] = view.latency.get("extrapolation", [])
     if layers:
         data["layers"] = view.analysis.get("layers", [])
         data["latency_layers"] = view.latency.get("layers", [])

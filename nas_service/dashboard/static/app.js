@@ -317,7 +317,10 @@ async function viewCandidate(jobId, cid) {
     ["accuracy", fmt(c.accuracy)], ["int8 accuracy", fmt(c.int8_accuracy)],
     ["on the host CPU", c.cpu_fraction ? `${(100 * c.cpu_fraction).toFixed(0)}% of the latency` : "none"],
     ["proposed by", originLabel(c.origin)],
-    ["latency (ms)", fmt(c.latency_ms, 3)], ["params", c.params.toLocaleString()], ["MACs", c.macs.toLocaleString()],
+    ["latency (ms)", fmt(c.latency_ms, 3) + (c.latency_interval_pct == null ? "" : ` ± ${c.latency_interval_pct.toFixed(0)}%`)],
+    ["latency model", c.latency_profile + (c.latency_extrapolated
+      ? ` (extrapolated: ${c.latency_extrapolation.join("; ")})` : "")],
+    ["params", c.params.toLocaleString()], ["MACs", c.macs.toLocaleString()],
     ["on front", c.on_front ? "yes" : "no"]];
   for (const [k, v] of facts) dl.append(el("dt", k), el("dd", v));
   const body = $("#layer-table tbody");

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from nas_service.api import errors
 from nas_service.api.batching import LatencyBatcher
 from nas_service.api.cache import ResultsCache
+from nas_service.api.content_type import JsonBodiesOnly
 from nas_service.api.deps import AppContext
 from nas_service.api.fastpath import CachedResultsFastPath
 from nas_service.api.metrics import Metrics, MetricsMiddleware
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True, 
     def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    app.add_middleware(JsonBodiesOnly, prefix=API_PREFIX)
     app.add_middleware(CachedResultsFastPath, ctx=app.state.ctx)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

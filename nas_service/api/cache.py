@@ -121,7 +121,7 @@ class ResultsCache:
                 self._refresh, sessions, user, job_id, key, produce, None))
             return self._response(request, fresh)
         if entry.version.owner != user:
-            raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
+            raise NotFoundError.job(job_id)
         if time.monotonic() - entry.checked > self.ttl and not self._flights.running((key, user)):
             stale = entry
             self._in_background(self._flights.run((key, user), lambda: run_in_threadpool(
@@ -162,6 +162,12 @@ class ResultsCache:
             while self._bytes > self.max_bytes and len(self._entries) > 1:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= len(evicted.body)
+
+    def forget_job(self, job_id: int) -> None:
+        """Drop every cached result of a deleted job (keys are `result_keys.result_key(kind, job_id, ...)`)."""
+        with self._lock:
+            for key in [k for k in self._entries if isinstance(k, tuple) and len(k) > 1 and k[1] == job_id]:
+                self._bytes -= len(self._entries.pop(key).body)
 
     def fresh(self, key: Hashable) -> Entry | None:
         """The entry for `key` if it needs no revalidation yet (the fast path's question)."""

@@ -31,7 +31,9 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"model": ErrorOut, "description": "The body is not valid JSON."}}
+BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not valid JSON."},
+    415: {"model": ErrorOut, "description": "The body is not sent as JSON (Content-Type: application/json)."}}
 
 
 class Health(Out):

@@ -28,7 +28,8 @@ def run_cli(app: typer.Typer) -> int:
     try:
         code = app(standalone_mode=False)  # click returns a `typer.Exit`'s code rather than raising it
     except USER_ERRORS as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        hint = "; `nas jobs` lists the jobs there are" if isinstance(exc, NotFoundError) else ""
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}{hint}", highlight=False)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")

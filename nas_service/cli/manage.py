@@ -88,12 +88,9 @@ def resume_cmd(job: JobArg, run: Annotated[bool, typer.Option("--run", help="Run
 
 def rm_cmd(job: JobArg, db: DbOpt = None) -> None:
     """Delete JOB (not while queued or running) with its trials, candidates, Optuna study and int8 files."""
-    from nas_service.services.work import remove_job_files
-
     settings = settings_for(db)
     with session_maker(settings)() as session:
-        study_name = service.study_name(session, job)
-        view = service.delete_job(session, job)
-    removed = remove_job_files(settings.database_url, study_name, settings.artifacts_dir / f"job-{job}")
+        view, removed = service.remove_job(session, job, database_url=settings.database_url,
+                                           artifacts_dir=settings.artifacts_dir)
     make_console().print(f"deleted job {view.id} ({view.status}, {view.trials_done} trials){removed}",
                          highlight=False)

@@ -6,8 +6,10 @@ else is reported as not found. `None` (the CLI, an administrator) sees every job
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
@@ -24,7 +26,12 @@ TrialSort = Literal["number", "accuracy", "latency_ms", "params", "model_bytes",
 
 
 class NotFoundError(LookupError):
-    """A job or candidate that does not exist (or belongs to another user)."""
+    """A job or candidate that does not exist (or belongs to another user). Its message speaks to the API's
+    callers as much as the CLI's: the CLI adds where to look (`nas jobs`)."""
+
+    @classmethod
+    def job(cls, job_id: int) -> NotFoundError:
+        return cls(f"job {job_id} not found")
 
 
 class EmptyFrontError(NotFoundError):
@@ -49,7 +56,7 @@ def create_job(session: Session, spec: JobSpec, *, owner: str | None = None) -> 
 def _job(session: Session, job_id: int, owner: str | None) -> Job:
     job = session.get(Job, job_id)
     if job is None or (owner is not None and job.owner != owner):
-        raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
+        raise NotFoundError.job(job_id)
     return job
 
 
@@ -132,12 +139,36 @@ def study_name(session: Session, job_id: int, *, owner: str | None = None) -> st
     return _job(session, job_id, owner).study_name
 
 
+def remove_job(session: Session, job_id: int, *, database_url: str, artifacts_dir: Path,
+               owner: str | None = None) -> tuple[JobView, str]:
+    """`nas rm` and `DELETE /jobs/{id}`: delete a job that is not queued or running with its rows, its Optuna
+    study and its artifact folder; returns what the job was and what was removed besides its rows."""
+    name = study_name(session, job_id, owner=owner)
+    view = delete_job(session, job_id, owner=owner)
+    return view, remove_job_files(database_url, name, artifacts_dir / f"job-{job_id}")
+
+
+def remove_job_files(database_url: str, study_name: str, artifacts: Path) -> str:
+    """Delete a deleted job's Optuna study and its artifact folder; says what was removed, for the CLI."""
+    import optuna
+
+    try:
+        optuna.delete_study(study_name=study_name, storage=database_url)
+        removed = ", its Optuna study"
+    except KeyError:  # never started: no study
+        removed = ""
+    if artifacts.is_dir():
+        shutil.rmtree(artifacts)
+        removed += f" and {artifacts}"
+    return removed
+
+
 def delete_job(session: Session, job_id: int, *, owner: str | None = None) -> JobView:
-    """Delete a job that is not running, with its trials and candidates; returns what it was. The caller
-    removes its Optuna study and artifact files (see `services.work.remove_job_files`)."""
+    """Delete a job that is not running, with its trials and candidates; returns what it was (`remove_job`
+    also removes its Optuna study and artifact files)."""
     job = _job(session, job_id, owner)
     if job.status in ("queued", "running"):
-        raise JobStateError(f"job {job_id} is {job.status}: cancel it first (`nas cancel {job_id}`)")
+        raise JobStateError(f"job {job_id} is {job.status}: cancel it first")
     view = get_job(session, job_id, owner=owner)
     session.execute(sa.delete(Trial).where(Trial.job_id == job_id))
     session.execute(sa.delete(Candidate).where(Candidate.job_id == job_id))

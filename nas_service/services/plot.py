@@ -78,5 +78,5 @@ def results_version(session: Session, job_id: int, *, owner: str | None = None) 
     row = session.execute(sa.select(Job.owner, Job.status, Job.trials_done, Job.updated_at)
                           .where(Job.id == job_id)).first()
     if row is None or (owner is not None and row.owner != owner):
-        raise NotFoundError(f"job {job_id} not found: see `nas jobs` for the jobs there are")
+        raise NotFoundError.job(job_id)
     return ResultsVersion(row.owner, row.status, row.trials_done, str(row.updated_at))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import shutil
 import threading
 import zlib
 from collections.abc import Callable
@@ -40,19 +39,6 @@ from nas_service.spec import JobSpec
 log = logging.getLogger(__name__)
 TrialHook = Callable[[TrialView], None]
 T = TypeVar("T")
-
-
-def remove_job_files(database_url: str, study_name: str, artifacts: Path) -> str:
-    """Delete a deleted job's Optuna study and its artifact folder; says what was removed, for the CLI."""
-    try:
-        optuna.delete_study(study_name=study_name, storage=database_url)
-        removed = ", its Optuna study"
-    except KeyError:  # never started: no study
-        removed = ""
-    if artifacts.is_dir():
-        shutil.rmtree(artifacts)
-        removed += f" and {artifacts}"
-    return removed
 
 
 def check_runnable(spec: JobSpec) -> None:

@@ -89,6 +89,18 @@ def cancel_job(job_id: JobId, user: User, session: DbSession) -> JobOut:
     return JobOut.model_validate(service.cancel_job(session, job_id, owner=user))
 
 
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "The job is queued or running: "
+                                                                               "cancel it first."}})
+def delete_job(job_id: JobId, user: User, session: DbSession, ctx: Ctx) -> Response:
+    """Delete one of your jobs that is not queued or running, with its trials, candidates, Optuna study and
+    int8 files (as `nas rm`)."""
+    service.remove_job(session, job_id, owner=user, database_url=ctx.settings.database_url,
+                       artifacts_dir=ctx.settings.artifacts_dir)
+    ctx.results.forget_job(job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/{job_id}/trials", response_model=Page[TrialOut], responses=NOT_FOUND)
 async def list_trials(job_id: JobId, user: User, ctx: Ctx, request: Request, offset: Offset = 0,
                       limit: Limit = DEFAULT_LIMIT, sort: service.TrialSort = "number",

@@ -64,6 +64,27 @@ without it 28%, at 2 MB 21%, at 3 MB and more the spill vanishes: 27%); the host
 ops (a desktop core for USB, its element rate the prior of the fitted `host_ms_per_melement`)."""
 
 
+ASSUMPTIONS = {
+    "cache_bytes": "~7.9 MiB of the 8 MB SRAM caches parameters: edgetpu_compiler logs ('On-chip memory "
+                   "available for caching model parameters'); the rest streams from the host on every run",
+    "reduction_align, channel_align": "4 TOPS at 500 MHz is 4,096 MACs a cycle (Coral datasheet); 4x4 tiles of "
+                                      "4 cores (Yazdanbakhsh et al. 2021, 'An Evaluation of Edge TPU "
+                                      "Accelerators for Convolutional Neural Networks'); 16 lanes padded, chosen "
+                                      "by leave-one-out (16/32/64 equal on the published networks)",
+    "activation_bytes": "on-chip memory for a layer's input and output; 2 MB chosen by leave-one-out "
+                        "(none 28%, 2 MB 21%, >=3 MB 27% on USB); an assumption, not a published figure",
+    "concatenation": "free: the compiler writes the inputs of a concatenation into its output",
+    "pools": "cost the data they move only (no MACs on the array)",
+    "streaming": "parameters beyond the cache stream over the host link while the array computes "
+                 "(double-buffered): the TPU's time is the larger of the two",
+    "host": "fallback ops on the host CPU: a desktop core for USB, a Cortex-A53 for the Dev Board; the GMAC rate "
+            "fixed, the element rate fitted (the SSD postprocess on the CPU)",
+    "data": "published Coral latencies (Table 1 of coral.ai/docs/edgetpu/benchmarks, the coral.ai models pages, "
+            "pycoral's benchmarks, community C++ timings); see data/edgetpu_excluded.csv for what is left out",
+}
+"""Every assumption of the Edge TPU model with its source, recorded in each fitted profile."""
+
+
 @dataclass(frozen=True)
 class Network:
     """One calibration network: its rows (several sources may time it) and their median."""
@@ -143,7 +164,8 @@ def fit_edgetpu(csv_path: Path | list[Path], device: str, fixed: dict[str, Any] 
            "bands": [{"band": b.band, "networks": b.networks, "loo_mape": round(b.mape, 2),
                       "loo_median_error": round(b.median_error, 2), "loo_rms_error": round(b.rms_error, 2)}
                      for b in validation.bands],
-           "calibrated_range": calibrated_range(tables, DeviceProfile(device, "edgetpu", "", constants, fixed))}
+           "calibrated_range": calibrated_range(tables, DeviceProfile(device, "edgetpu", "", constants, fixed)),
+           "assumptions": ASSUMPTIONS}
     profile = DeviceProfile(device, "edgetpu", description or f"Edge TPU device {device}", constants, fixed, fit)
     return profile, validation
 

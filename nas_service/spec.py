@@ -6,11 +6,21 @@ version 1 (persisted names are API).
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -20,18 +30,30 @@ DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
 }
 
 
+NOT_TEXT = {"Cc": "a control character", "Cf": "a format character (such as a bidirectional override)",
+            "Cs": "a lone surrogate", "Zl": "a line separator", "Zp": "a paragraph separator"}
+"""Unicode categories refused in spec text, and what to call them."""
+
+
 def _plain(value: str) -> str:
-    """Refuse control characters and lone surrogates: PostgreSQL cannot store NUL, UTF-8 cannot hold a lone
-    surrogate, and either would garble the tables and logs the text is shown in."""
-    bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF), None)
+    """Refuse control and format characters, line separators and lone surrogates: PostgreSQL cannot store NUL,
+    UTF-8 cannot hold a lone surrogate, and a bidirectional override (U+202E) makes a name read as another in
+    the tables, logs and dashboard that show it."""
+    bad = next((ch for ch in value if unicodedata.category(ch) in NOT_TEXT), None)
     if bad is not None:
-        raise ValueError(f"contains the character U+{ord(bad):04X}: control characters and lone surrogates "
-                         "are not allowed")
+        raise ValueError(f"contains the character U+{ord(bad):04X}, {NOT_TEXT[unicodedata.category(bad)]}: only "
+                         "printable characters are allowed")
     return value
 
 
-Text = Annotated[str, AfterValidator(_plain)]
-"""A string field of a spec: any printable Unicode."""
+def text(*, max_length: int, min_length: int = 0) -> Any:
+    """A string field of a spec: printable Unicode, its limits counted in characters."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_plain)]
+
+
+Name = text(max_length=200)
+DatasetName = text(min_length=1, max_length=1000)
+ArchText = text(min_length=1, max_length=10_000)
 
 
 class SpecError(ValueError):
@@ -39,7 +61,7 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN would pass no range check
 
 
 class Constraints(_Strict):
@@ -112,9 +134,9 @@ class Training(_Strict):
 
 class JobSpec(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
-    name: Text | None = Field(default=None, max_length=200)
+    name: Name | None = None
     space: str = "edgetpu_small"
-    dataset: Text = Field(default="fashion_mnist_small", min_length=1, max_length=1000)
+    dataset: DatasetName = "fashion_mnist_small"
     device: str = "edgetpu_usb"
     resolution: int | None = Field(default=28, ge=16, le=1024,
                                    description="Fixed input resolution; null searches the space's resolutions.")
@@ -126,7 +148,7 @@ class JobSpec(_Strict):
     budget: Budget = Budget()
     training: Training = Training()
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    initial: tuple[Annotated[Text, Field(min_length=1, max_length=10_000)], ...] = Field(
+    initial: tuple[ArchText, ...] = Field(
         default=(), max_length=100, description=(
         "Architectures evaluated first (strings or 'small' for the space's default small member), e.g. "
         "reference networks or a previous job's front: a warm start for the sampler."))

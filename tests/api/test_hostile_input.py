@@ -52,8 +52,32 @@ def test_the_422_names_the_field_and_the_character(any_api: Api) -> None:
 
 
 def test_printable_unicode_is_kept(any_api: Api) -> None:
-    name = "\u540d\u524d e\u0301 \U0001f642 \u202e"
+    name = "\u540d\u524d e\u0301 \U0001f642 \u05e9\u05dc\u05d5\u05dd"  # CJK, a combining accent, emoji, Hebrew
     answer = any_api.client.post("/api/v1/jobs", json={"name": name, "training": {"scorer": "estimate"}},
                                  headers=any_api.alice)
     assert answer.status_code == 201, answer.text
     assert any_api.client.get(f"/api/v1/jobs/{answer.json()['id']}", headers=any_api.alice).json()["name"] == name
+
+
+@pytest.mark.parametrize(("name", "code"), [("invoice\u202egpj.exe", "U+202E"), ("a\u200bb", "U+200B"),
+                                            ("a\u2028b", "U+2028"), ("a\x85b", "U+0085"), ("\ufeffjob", "U+FEFF")])
+def test_bidi_overrides_and_other_format_characters_are_refused(any_api: Api, name: str, code: str) -> None:
+    """A right-to-left override made 'invoice\u202egpj.exe' read as 'invoiceexe.jpg' wherever the name is shown."""
+    answer = any_api.client.post("/api/v1/jobs", json={"name": name}, headers=any_api.alice)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["detail"][0]
+    assert error["loc"] == ["body", "name"] and code in error["msg"]
+
+
+def test_limits_are_in_characters_and_nan_is_not_a_number(any_api: Api) -> None:
+    long = any_api.client.post("/api/v1/jobs", json={"name": "x" * 201}, headers=any_api.alice)
+    assert long.status_code == 422 and long.json()["detail"][0]["msg"] == "String should have at most 200 characters"
+    for body in ('{"constraints": {"max_latency_ms": NaN}}', '{"budget": {"wall_seconds": Infinity}}'):
+        answer = any_api.client.post("/api/v1/jobs", content=body, headers={**JSON, **any_api.alice})
+        assert answer.status_code == 422 and answer.json()["detail"][0]["msg"] == "Input should be a finite number", \
+            answer.text
+    job = any_api.client.post("/api/v1/jobs", json={"training": {"scorer": "estimate"}}, headers=any_api.alice).json()
+    for value in ("nan", "inf"):
+        best = any_api.client.get(f"/api/v1/jobs/{job['id']}/front/best?max_latency_ms={value}", headers=any_api.alice)
+        assert best.status_code == 422 and best.json()["detail"][0]["msg"] == "Input should be a finite number", \
+            best.text

@@ -146,7 +146,8 @@ EMPTY_FRONT = ("or its front is still empty (the message says why: nothing finis
     "model": ErrorOut, "description": f"No such job (or another user's), {EMPTY_FRONT}, or no front member at or "
                                       "under the limit (the message gives the fastest member's latency)."}})
 async def best_under(job_id: JobId, user: User, ctx: Ctx, request: Request,
-                     max_latency_ms: Annotated[float, Query(gt=0, le=1e9, description="Latency limit T in ms.")]
+                     max_latency_ms: Annotated[float, Query(gt=0, le=1e9, allow_inf_nan=False,
+                                                            description="Latency limit T in ms.")]
                      ) -> Response:
     """The most accurate front member no slower than `max_latency_ms`; 404 when there is none."""
 

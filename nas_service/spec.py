@@ -46,14 +46,11 @@ def _plain(value: str) -> str:
     return value
 
 
-def text(*, max_length: int, min_length: int = 0) -> Any:
-    """A string field of a spec: printable Unicode, its limits counted in characters."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_plain)]
-
-
-Name = text(max_length=200)
-DatasetName = text(min_length=1, max_length=1000)
-ArchText = text(min_length=1, max_length=10_000)
+Plain = AfterValidator(_plain)
+"""Spec text: printable Unicode; its length limits (`StringConstraints`) are counted in characters."""
+Name = Annotated[str, StringConstraints(max_length=200), Plain]
+DatasetName = Annotated[str, StringConstraints(min_length=1, max_length=1000), Plain]
+ArchText = Annotated[str, StringConstraints(min_length=1, max_length=10_000), Plain]
 
 
 class SpecError(ValueError):

@@ -121,12 +121,32 @@ class Training(_Strict):
         "of one on the default job, bench/continuous_batching.py); 1 with the estimator (milliseconds per "
         "candidate: nothing to overlap)."))
 
+    mode: Literal["standalone", "oneshot"] = Field(default="standalone", description=(
+        "standalone: every candidate is trained from scratch. oneshot: one supernet of the space is trained "
+        "(supernet_epochs, sandwich rule), every candidate is scored by its subnet with inherited weights after "
+        "batch-norm recalibration (fidelity oneshot), then the one-shot front is trained from scratch "
+        "(fidelity standalone)."))
+    supernet_epochs: int = Field(default=2, ge=1, le=500, description="oneshot: epochs of supernet training.")
+    sandwich_random: int = Field(default=2, ge=0, le=16, description=(
+        "oneshot: random subnets per supernet step, beside the largest and the smallest."))
+    calibration_batches: int = Field(default=4, ge=1, le=1000, description=(
+        "oneshot: training batches a subnet's batch-norm statistics are recalibrated on before it is scored."))
+    score_images: int | None = Field(default=1000, ge=10, le=100_000_000, description=(
+        "oneshot: test images a subnet is scored on (the first ones; null: all). Confirmation uses them all."))
+
     @model_validator(mode="before")
     @classmethod
     def _default_concurrency(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("concurrency") is None:
-            return {**data, "concurrency": 2 if data.get("scorer", "train") == "train" else 1}
+            real = data.get("scorer", "train") == "train" and data.get("mode", "standalone") == "standalone"
+            return {**data, "concurrency": 2 if real else 1}
         return data
+
+    @model_validator(mode="after")
+    def _oneshot_trains(self) -> Training:
+        if self.mode == "oneshot" and self.scorer != "train":
+            raise ValueError(f"mode 'oneshot' trains a supernet: it needs scorer 'train', not {self.scorer!r}")
+        return self
 
 
 class JobSpec(_Strict):
@@ -179,7 +199,20 @@ class JobSpec(_Strict):
             raise ValueError("mode 'target' needs a `target` (latency_ms, reward, w)")
         if self.mode == "pareto" and self.target is not None:
             raise ValueError("`target` is only used with mode 'target'")
+        if self.training.mode == "oneshot":
+            self._check_oneshot()
         return self
+
+    def _check_oneshot(self) -> None:
+        from nas_service.trainer.supernet import SupernetError, check_space
+        from search_spaces import load_space
+
+        if self.resolution is None:
+            raise ValueError("training.mode 'oneshot' needs a fixed resolution (the supernet's): set resolution")
+        try:
+            check_space(load_space(self.space))
+        except SupernetError as exc:
+            raise ValueError(f"training.mode 'oneshot': {exc}; use mode 'standalone'") from None
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:

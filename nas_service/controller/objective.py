@@ -80,6 +80,10 @@ def _checks(limits: Constraints, c: Candidate) -> list[tuple[str, float, float |
 
 def slot_scorer(spec: JobSpec) -> Scorer:
     """The scorer of one slot: with several slots, real training runs in a process of the slot's own."""
+    if spec.training.mode == "oneshot":
+        from nas_service.controller.oneshot import OneShotScorer
+
+        return OneShotScorer(spec.space)
     if spec.training.scorer == "train" and spec.training.concurrency > 1:
         return ProcessTrainScorer(threads=max(1, len(os.sched_getaffinity(0)) // spec.training.concurrency))
     return make_scorer(spec.training.scorer)
@@ -168,7 +172,8 @@ class TrialObjective:
             c = Candidate(job_id=self.job_id, arch=text, arch_hash=arch_hash(text), status="pending", origin=origin,
                           params=analysis.params, macs=analysis.macs, analysis=analysis.to_dict(),
                           model_bytes_estimate=model_bytes_estimate(analysis), latency_ms=latency.total_ms,
-                          cpu_ms=latency.cpu_ms, latency_profile=latency.profile_version, latency=latency.detail)
+                          cpu_ms=latency.cpu_ms, latency_profile=latency.profile_version, latency=latency.detail,
+                          fidelity="oneshot" if self.spec.training.mode == "oneshot" else "standalone")
             c.violations = violations(self.spec.constraints, c)
             return trial_records.add_candidate(session, c)
 
@@ -202,7 +207,8 @@ class TrialObjective:
             "status": "trained", "accuracy": score.accuracy, "int8_accuracy": score.int8_accuracy,
             "epochs_trained": score.epochs, "stopped_early": score.stopped_early, "curve": score.curve,
             "train_seconds": score.seconds, "model_bytes": score.model_bytes,
-            "tflite_path": stored_path(score.tflite_path, self.artifacts_root) if score.tflite_path else None}
+            "tflite_path": stored_path(score.tflite_path, self.artifacts_root) if score.tflite_path else None,
+            "fidelity": score.fidelity}
         for key, value in result.items():
             setattr(c, key, value)
         return result
@@ -240,7 +246,7 @@ class TrialObjective:
         if c is not None:
             named = dict(zip(self.spec.objectives, values, strict=True))
             fields.update(candidate_id=c.id, accuracy=named["accuracy"], latency_ms=c.latency_ms, params=c.params,
-                          model_bytes=c.model_bytes or c.model_bytes_estimate)
+                          model_bytes=c.model_bytes or c.model_bytes_estimate, fidelity=c.fidelity or "standalone")
             if self.spec.target is not None:
                 fields["reward"] = reward(named["accuracy"], c.latency_ms, self.spec.target)
         with self.sessions() as session:

@@ -33,6 +33,8 @@ class Score:
     int8_accuracy: float | None = None
     tflite_path: str | None = None
     model_bytes: int | None = None
+    fidelity: str = "standalone"
+    """`standalone` (trained from scratch) or `oneshot` (a supernet's subnet, inherited weights)."""
 
 
 class Scorer(Protocol):

@@ -12,6 +12,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from nas_service.db import trial_records
 from nas_service.db.models import Job, Trial, utc, utcnow
 from nas_service.spec import JobSpec
 
@@ -84,6 +85,20 @@ def job_of_study(session: Session, study_name: str) -> int | None:
     return session.scalar(sa.select(Job.id).where(Job.study_name == study_name))
 
 
+def search_over(session: Session, job_id: int) -> bool:
+    """The running job's budget or time is spent and no trial runs: its trials' results are final."""
+    session.expire_all()
+    job = session.get(Job, job_id)
+    if job is None or job.status != "running":
+        return False
+    running = session.scalar(sa.select(sa.func.count()).where(Trial.job_id == job_id, Trial.state == "running")) or 0
+    deadline = utc(job.deadline)
+    out_of_trials = job.trials_budget is not None and job.trials_done >= job.trials_budget
+    out_of_time = deadline is not None and utcnow() >= deadline
+    session.commit()
+    return (out_of_trials or out_of_time) and running == 0
+
+
 def finish_if_done(session: Session, job_id: int, grace_s: float) -> bool:
     """Close the job once its budget or time is spent and no trial runs; True when it is finished.
 
@@ -97,6 +112,9 @@ def finish_if_done(session: Session, job_id: int, grace_s: float) -> bool:
     out_of_trials = job.trials_budget is not None and job.trials_done >= job.trials_budget
     out_of_time = deadline is not None and utcnow() >= deadline
     if (out_of_trials or out_of_time) and running == 0:
+        if trial_records.confirmation_pending(session, job_id):  # a one-shot front still being trained from scratch
+            session.commit()
+            return False
         ok = session.scalar(sa.select(sa.func.count()).where(
             Trial.job_id == job_id, Trial.state.in_(("complete", "stopped", "infeasible")))) or 0
         session.execute(sa.update(Job).where(Job.id == job_id, Job.status == "running").values(

@@ -92,6 +92,10 @@ class Candidate(Base):
     model_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     on_front: Mapped[bool] = mapped_column(default=False)
     origin: Mapped[str] = mapped_column(sa.String(16), default="sampler", server_default="sampler")
+    fidelity: Mapped[str] = mapped_column(sa.String(16), default="standalone", server_default="standalone")
+    """`standalone` (trained from scratch) or `oneshot` (a subnet of the job's supernet, inherited weights)."""
+    oneshot_accuracy: Mapped[float | None]
+    """A confirmed candidate's one-shot accuracy, beside its standalone `accuracy`."""
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -120,6 +124,7 @@ class Trial(Base):
     reward: Mapped[float | None]
     reused: Mapped[bool] = mapped_column(default=False)
     origin: Mapped[str] = mapped_column(sa.String(16), default="sampler", server_default="sampler")
+    fidelity: Mapped[str] = mapped_column(sa.String(16), default="standalone", server_default="standalone")
     retry_of: Mapped[int | None]
     worker: Mapped[str | None] = mapped_column(sa.String(200))
     error: Mapped[str | None] = mapped_column(sa.Text)

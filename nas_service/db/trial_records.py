@@ -8,7 +8,7 @@ read, so front updates of concurrent workers never interleave).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,3 +88,67 @@ def move_front(session: Session, joined: int, removed: Iterable[int]) -> None:
 def trial_and_candidate(session: Session, job_id: int, number: int) -> tuple[Trial, Candidate | None]:
     trial = session.scalars(sa.select(Trial).where(Trial.job_id == job_id, Trial.number == number)).one()
     return trial, session.get(Candidate, trial.candidate_id) if trial.candidate_id else None
+
+
+# --- confirming a one-shot front (see `controller.oneshot.confirm_front`) --------------------------------------
+
+
+def claim_confirmation(session: Session, job_id: int) -> tuple[int, str] | None:
+    """Claim one member of the job's one-shot front for training from scratch, and commit: (id, arch), or None
+    when every member is claimed. One conditional UPDATE decides, so each member is trained once however many
+    workers ask."""
+    while True:
+        found = session.execute(sa.select(Candidate.id, Candidate.arch).where(
+            Candidate.job_id == job_id, Candidate.on_front.is_(True), Candidate.fidelity == "oneshot")
+            .order_by(Candidate.latency_ms).limit(1)).first()
+        if found is None:
+            session.commit()
+            return None
+        won = session.execute(sa.update(Candidate).where(Candidate.id == found.id, Candidate.fidelity == "oneshot")
+                              .values(fidelity="confirming"))
+        session.commit()
+        if getattr(won, "rowcount", 0) == 1:
+            return int(found.id), str(found.arch)
+
+
+def release_confirmation(session: Session, candidate_id: int) -> None:
+    """Give a claimed member back (its training failed or was interrupted), and commit."""
+    session.execute(sa.update(Candidate).where(Candidate.id == candidate_id, Candidate.fidelity == "confirming")
+                    .values(fidelity="oneshot"))
+    session.commit()
+
+
+def record_confirmation(session: Session, candidate_id: int, result: dict[str, Any]) -> None:
+    """A claimed member's standalone result, its one-shot accuracy kept beside; commits."""
+    job_id = session.scalar(sa.select(Candidate.job_id).where(Candidate.id == candidate_id))
+    session.execute(sa.update(Job).where(Job.id == job_id).values(updated_at=utcnow()))  # cached reads see it
+    session.execute(sa.update(Candidate).where(Candidate.id == candidate_id, Candidate.fidelity == "confirming")
+                    .values(oneshot_accuracy=Candidate.accuracy, fidelity="standalone", **result))
+    session.commit()
+
+
+def confirmation_pending(session: Session, job_id: int) -> bool:
+    """Whether members of the job's one-shot front wait for, or are in, training from scratch."""
+    return session.scalar(sa.select(sa.func.count()).where(
+        Candidate.job_id == job_id, sa.or_(Candidate.fidelity == "confirming",
+                                           sa.and_(Candidate.fidelity == "oneshot", Candidate.on_front.is_(True))))
+    ) != 0
+
+
+def finish_confirmation(session: Session, job_id: int, choose: Callable[[list[Candidate]], set[int]]) -> bool:
+    """Once no member is pending: put `choose(confirmed candidates)` (the ids of their Pareto front) on the job's
+    front, under the job's row lock, so two workers finishing together write the same front one after the other;
+    commits. True when the front is the confirmed one."""
+    session.execute(sa.update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
+    if confirmation_pending(session, job_id):
+        session.commit()
+        return False
+    confirmed = list(session.scalars(sa.select(Candidate).where(
+        Candidate.job_id == job_id, Candidate.fidelity == "standalone", Candidate.status == "trained")))
+    keep = choose(confirmed)
+    session.execute(sa.update(Candidate).where(Candidate.job_id == job_id, Candidate.on_front.is_(True))
+                    .values(on_front=False))
+    if keep:
+        session.execute(sa.update(Candidate).where(Candidate.id.in_(keep)).values(on_front=True))
+    session.commit()
+    return True

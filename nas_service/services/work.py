@@ -142,8 +142,21 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
             ctx.storage.forget_study(ctx.storage.get_study_id_from_name(study_name))
     if stop():
         return False
+    if spec.training.mode == "oneshot" and search_over(ctx, job_id):
+        from nas_service.controller.oneshot import confirm_front
+
+        confirm_front(ctx.sessions, job_id, spec, ctx.artifacts_dir)
+    if stop():
+        return False
     with ctx.sessions() as session:
         return settle_job(session, job_id, study, ctx.grace_s)
+
+
+def search_over(ctx: RunContext, job_id: int) -> bool:
+    """Whether the job's trials are all done (its budget or time spent, none running): a one-shot front is
+    final and can be confirmed."""
+    with ctx.sessions() as session:
+        return job_queue.search_over(session, job_id)
 
 
 def run_trial(study: optuna.Study, objective: TrialObjective, ctx: RunContext) -> None:

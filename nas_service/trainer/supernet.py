@@ -59,6 +59,26 @@ class Position:
         return f"s{self.stage}.b{self.index}"
 
 
+def check_space(space: SearchSpace) -> None:
+    """Raise `SupernetError` naming the field when the supernet cannot hold `space` (no TensorFlow needed)."""
+    c, name = space.choices(), space.name
+    fixed = ["stem_kernel", "stem_stride", "stem_act", "head_fc", "head_act"]
+    fixed += [f"s{i}_{f}" for i in range(1, space.num_stages + 1) for f in ("stride", "act", "se")]
+    for field in fixed:
+        if len(c[field]) != 1:
+            raise SupernetError(f"space {name!r}: {field} has choices {list(c[field])}: the supernet needs it "
+                                "fixed (one value)")
+    acts = {c["stem_act"][0], c["head_act"][0]} | {c[f"s{i}_act"][0] for i in range(1, space.num_stages + 1)}
+    if acts != {"relu"}:
+        raise SupernetError(f"space {name!r}: activations {sorted(map(str, acts))}: the supernet holds relu only")
+    for i in range(1, space.num_stages + 1):
+        if not set(c[f"s{i}_type"]) <= {"er", "ir"} or c[f"s{i}_se"][0] != 0:
+            raise SupernetError(f"space {name!r}: stage {i}: types {list(c[f's{i}_type'])}, se "
+                                f"{c[f's{i}_se'][0]}: the supernet holds er and ir blocks without squeeze-excite")
+    if c["head_fc"][0] != 0 or 0 in c["head_width"]:
+        raise SupernetError(f"space {name!r}: head: the supernet needs a head conv (head_width > 0) and no fc")
+
+
 class Supernet:
     """The supernet of `space` at a fixed `resolution` for `num_classes` (see the module docstring)."""
 
@@ -67,7 +87,7 @@ class Supernet:
 
         self.space, self.num_classes, self.resolution = space, num_classes, resolution
         self.choices = space.choices()
-        self._check_space()
+        check_space(space)
         c = self.choices
         self.stem_kernel, self.stem_stride = int(c["stem_kernel"][0]), int(c["stem_stride"][0])
         self.act = str(c["stem_act"][0])
@@ -105,24 +125,6 @@ class Supernet:
         self._functions: dict[str, Any] = {}
 
     # --- the space -------------------------------------------------------------------------------------------
-
-    def _check_space(self) -> None:
-        c, name = self.choices, self.space.name
-        fixed = ["stem_kernel", "stem_stride", "stem_act", "head_fc", "head_act"]
-        fixed += [f"s{i}_{f}" for i in range(1, self.space.num_stages + 1) for f in ("stride", "act", "se")]
-        for field in fixed:
-            if len(c[field]) != 1:
-                raise SupernetError(f"space {name!r}: {field} has choices {list(c[field])}: the supernet needs it "
-                                    "fixed (one value)")
-        acts = {c["stem_act"][0], c["head_act"][0]} | {c[f"s{i}_act"][0] for i in range(1, self.space.num_stages + 1)}
-        if acts != {"relu"}:
-            raise SupernetError(f"space {name!r}: activations {sorted(map(str, acts))}: the supernet holds relu only")
-        for i in range(1, self.space.num_stages + 1):
-            if not set(c[f"s{i}_type"]) <= {"er", "ir"} or c[f"s{i}_se"][0] != 0:
-                raise SupernetError(f"space {name!r}: stage {i}: types {list(c[f's{i}_type'])}, se "
-                                    f"{c[f's{i}_se'][0]}: the supernet holds er and ir blocks without squeeze-excite")
-        if c["head_fc"][0] != 0 or 0 in c["head_width"]:
-            raise SupernetError(f"space {name!r}: head: the supernet needs a head conv (head_width > 0) and no fc")
 
     def members(self, kind: str, rng: np.random.Generator | None = None) -> ArchSpec:
         """The `largest` member (widest, deepest, er), the `smallest` (ir) or a `random` one (each parameter

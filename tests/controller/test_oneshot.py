@@ -1,0 +1,155 @@
+"""One-shot jobs end to end: candidates scored by the job's supernet (fidelity oneshot), the front confirmed
+by training from scratch (fidelity standalone, once per member even under two workers), the supernet resumed
+after its worker is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from nas_service.config import Settings
+from nas_service.db import Candidate, Job, Trial
+from nas_service.services import jobs
+from nas_service.spec import SpecError, parse_spec
+from nas_service.worker import Worker
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+TINY: dict[str, Any] = {
+    "space": "edgetpu_small", "dataset": "digits", "resolution": 16, "sampler": "random", "seed": 1,
+    "budget": {"trials": 10}, "constraints": {"max_params": 400_000},
+    "training": {"mode": "oneshot", "epochs": 1, "batch_size": 32, "train_images": 320, "supernet_epochs": 1,
+                 "sandwich_random": 1, "calibration_batches": 2, "score_images": 100, "export_int8": True}}
+
+
+def test_spec_validates_the_mode() -> None:
+    assert parse_spec({}).training.mode == "standalone"
+    spec = parse_spec(TINY)
+    assert spec.training.mode == "oneshot" and spec.training.concurrency == 1
+    with pytest.raises(SpecError, match="training.mode"):
+        parse_spec({**TINY, "training": {"mode": "twoshot"}})
+    with pytest.raises(SpecError, match="scorer 'train'"):
+        parse_spec({**TINY, "training": {"mode": "oneshot", "scorer": "estimate"}})
+    with pytest.raises(SpecError, match="fixed resolution"):
+        parse_spec({**TINY, "resolution": None})
+    with pytest.raises(SpecError, match="mobilenet_v3.*standalone"):
+        parse_spec({**TINY, "space": "mobilenet_v3"})
+
+
+def _confirmations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts the from-scratch trainings of confirmation per architecture (the real trainer still runs)."""
+    from nas_service.controller import oneshot
+
+    counts: Counter[str] = Counter()
+    real = oneshot.TrainScorer.score
+
+    def counted(self: Any, arch: Any, **kwargs: Any) -> Any:
+        from search_spaces import encode
+
+        counts[encode(arch)] += 1
+        return real(self, arch, **kwargs)
+
+    monkeypatch.setattr(oneshot.TrainScorer, "score", counted)
+    return counts
+
+
+def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Candidate]:
+    from sqlalchemy.orm import Session
+
+    engine = sa.create_engine(settings.database_url)
+    with Session(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "completed", job.error if job else None
+        trials = list(session.scalars(sa.select(Trial).where(Trial.job_id == job_id)))
+        scored = [t for t in trials if t.state == "complete"]
+        assert scored and all(t.fidelity == "oneshot" for t in scored), [(t.state, t.error) for t in trials]
+        front = list(session.scalars(sa.select(Candidate).where(Candidate.job_id == job_id,
+                                                                Candidate.on_front.is_(True))))
+        confirmed = list(session.scalars(sa.select(Candidate).where(Candidate.job_id == job_id,
+                                                                    Candidate.fidelity == "standalone")))
+        pending = session.scalar(sa.select(sa.func.count()).where(
+            Candidate.job_id == job_id, Candidate.fidelity.in_(("confirming",))))
+    engine.dispose()
+    assert pending == 0 and front and set(c.id for c in front) <= set(c.id for c in confirmed)
+    for c in confirmed:
+        assert c.oneshot_accuracy is not None and c.accuracy is not None and c.int8_accuracy is not None
+        assert c.tflite_path and (settings.artifacts_dir / c.tflite_path).is_file()
+        assert counts[c.arch] == 1  # trained from scratch once, whoever asked
+    assert sum(counts.values()) == len(confirmed)
+    supernet = settings.artifacts_dir / f"job-{job_id}" / "supernet" / "latest.json"
+    assert json.loads(supernet.read_text())["epoch"] == 1
+    return front
+
+
+def test_oneshot_search_scores_subnets_and_confirms_the_front(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = _confirmations(monkeypatch)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nas.db'}", artifacts_dir=tmp_path / "artifacts")
+    worker = Worker(settings, name="local")
+    with worker.sessions() as session:
+        job = jobs.create_job(session, parse_spec(TINY))
+    worker.run(job_id=job.id, exit_when_idle=True)
+    worker.close()
+    _check_job(settings, job.id, counts)
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgres_confirm_each_member_once(postgres_url: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = _confirmations(monkeypatch)
+    settings = Settings(database_url=postgres_url, artifacts_dir=tmp_path / "artifacts")
+    workers = [Worker(settings, name=f"w{i}") for i in range(2)]
+    with workers[0].sessions() as session:
+        job = jobs.create_job(session, parse_spec({**TINY, "budget": {"trials": 12}}))
+    threads = [threading.Thread(target=w.run, kwargs={"job_id": job.id, "exit_when_idle": True}) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w in workers:
+        w.close()
+    _check_job(settings, job.id, counts)
+
+
+RESUME = """
+import sys
+from pathlib import Path
+from nas_service.controller.oneshot import job_data, train_supernet
+from nas_service.spec import parse_spec
+spec = parse_spec({"space": "edgetpu_small", "dataset": "digits", "resolution": 16, "training": {
+    "mode": "oneshot", "batch_size": 32, "train_images": 320, "supernet_epochs": 3, "sandwich_random": 0}})
+data = job_data(spec.dataset, spec.training, 16)
+train_supernet(Path(sys.argv[1]), spec.space, data, spec.training, seed=0)
+"""
+
+
+def test_supernet_resumes_from_its_last_epoch_after_sigkill(tmp_path: Path) -> None:
+    directory = tmp_path / "supernet"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen([sys.executable, "-c", RESUME, str(directory)], env=env)
+    latest = directory / "latest.json"
+    deadline = time.monotonic() + 600
+    while not (latest.is_file() and json.loads(latest.read_text())["epoch"] >= 1):
+        assert first.poll() is None, "the first run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = json.loads(latest.read_text())["epoch"]
+    assert killed_at < 3
+    subprocess.run([sys.executable, "-c", RESUME, str(directory)], env=env, check=True, timeout=600)
+    meta = json.loads(latest.read_text())
+    assert meta["epoch"] == 3
+    assert [run["from_epoch"] for run in meta["runs"]] == [0, killed_at]
+    assert len(meta["losses"]) == 3

@@ -80,6 +80,10 @@ def read_layers(model: Any) -> tuple[Layer, ...]:
         return analyze(model).layers
     if isinstance(model, Path) or (isinstance(model, str) and model.endswith((".tflite", ".keras"))):
         return _read_file(Path(model))
+    if isinstance(model, bytes):  # a .tflite file's content (an upload): never written to a path
+        from latency_models.readers.tflite_reader import read_tflite
+
+        return read_tflite(model)
     if isinstance(model, str):
         return analyze(resolve(model)).layers
     if hasattr(model, "operations") and hasattr(model, "count_params"):
@@ -87,7 +91,7 @@ def read_layers(model: Any) -> tuple[Layer, ...]:
 
         return read_keras(model)
     raise ModelFileError(f"cannot read a network from a {type(model).__name__}: expected an ArchSpec, an "
-                         "architecture string, a reference name, a keras.Model or a .keras/.tflite path")
+                         "architecture string, a reference name, a keras.Model, a .keras/.tflite path or .tflite bytes")
 
 
 def _read_file(path: Path) -> tuple[Layer, ...]:

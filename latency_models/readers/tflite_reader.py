@@ -22,7 +22,7 @@ def read_tflite(model: str | Path | bytes) -> tuple[Layer, ...]:
     """The layers of a .tflite model given as a path or as the file's bytes."""
     from latency_models import litert
 
-    where = "the given bytes" if isinstance(model, bytes) else repr(str(model))
+    where = "the given file" if isinstance(model, bytes) else repr(str(model))
     if not isinstance(model, bytes):
         path = Path(model)
         if not path.is_file():
@@ -36,7 +36,7 @@ def read_tflite(model: str | Path | bytes) -> tuple[Layer, ...]:
         tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
         network_inputs = {d["index"] for d in interpreter.get_input_details()}
     except (ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"TFLite model {where} cannot be loaded: {exc}") from None
+        raise ModelFileError(f"{where} cannot be loaded as a TFLite model: {exc}") from None
     producer = {int(t): i for i, op in enumerate(ops) for t in op["outputs"]}
     return tuple(dataclasses.replace(_layer(op, tensors), inputs=tuple(
         producer.get(int(t), -1) for t in op["inputs"] if int(t) in producer or int(t) in network_inputs))

@@ -7,7 +7,6 @@ except reading a `.keras` file.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,9 @@ def predict(model: ArchSpec | Path, device: str, *, strict: bool = False) -> lat
 
 
 def predict_tflite_bytes(data: bytes, device: str) -> latency_models.LatencyEstimate:
-    """An uploaded `.tflite`, read from a private temporary file by the LiteRT interpreter."""
-    with tempfile.TemporaryDirectory(prefix="nas-upload-") as tmp:
-        path = Path(tmp) / "upload.tflite"
-        path.write_bytes(data)
-        return latency_models.predict(path, device)
+    """An uploaded `.tflite`, read from its bytes by the LiteRT interpreter (no file on the server, so no
+    server path in an error about it)."""
+    return latency_models.predict(data, device)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,18 @@ def test_random_bytes_upload_is_422(api: Api) -> None:
     assert response.status_code == 422
 
 
+def test_a_bad_upload_is_422_without_a_server_path(api: Api) -> None:
+    """The 422 quoted the server's temporary file ('/tmp/nas-upload-.../upload.tflite')."""
+    for body in (os.urandom(4096), b"\x1c\x00\x00\x00TFL3" + os.urandom(4096)):
+        response = api.client.post("/api/v1/latency/predict-tflite", files={"file": ("x.tflite", body)},
+                                   headers=api.alice)
+        message = response.json()["detail"][0]["msg"]
+        expected = ("the given file cannot be loaded as a TFLite model" if b"TFL3" in body
+                    else "the given file is not a TFLite model")
+        assert response.status_code == 422 and message.startswith(expected), message
+        assert "/tmp" not in message and "upload.tflite" not in message and "nas-upload" not in message
+
+
 def test_oversized_upload_is_413(api: Api) -> None:
     response = api.client.post("/api/v1/latency/predict-tflite",
                                files={"file": ("big.tflite", b"\0" * (MAX_TFLITE_BYTES + 1))}, headers=api.alice)

@@ -2,6 +2,11 @@
 
 A spec is stored with its job as JSON carrying `schema_version`; a later version must still read
 version 1 (persisted names are API).
+
+The defaults here are the one source of the default job (`examples/fashion_edgetpu.yaml`, the README, `nas search
+--help`, the OpenAPI schema and the dashboard's form all show them; tests check each): an empty spec, a REST body
+of only a budget and `nas search` with flags only all run that job. A job stores its whole spec, so changing a
+default never changes a stored job.
 """
 
 from __future__ import annotations
@@ -65,7 +70,9 @@ class Constraints(_Strict):
     """Hard limits: a candidate breaking one is recorded as infeasible and never trained."""
 
     max_latency_ms: float | None = Field(default=None, gt=0, description="Predicted latency limit on the device.")
-    max_params: int | None = Field(default=None, gt=0, description="Parameter count limit (Keras count).")
+    max_params: int | None = Field(default=700_000, gt=0, description=(
+        "Parameter count limit (Keras count); null for none. The default keeps about 65% of the default space's "
+        "random members (`nas spaces show edgetpu_small`), which train in a minute on 2 cores."))
     max_model_bytes: int | None = Field(default=None, gt=0, description="Estimated int8 TFLite size limit.")
 
 
@@ -84,8 +91,10 @@ class Target(_Strict):
 class Budget(_Strict):
     """When the search stops: after `trials` finished trials or `wall_seconds`, whichever comes first."""
 
-    trials: int | None = Field(default=20, ge=1, le=100_000)
-    wall_seconds: float | None = Field(default=None, gt=0)
+    trials: int | None = Field(default=24, ge=1, le=100_000, description="Trials to finish; null for no limit.")
+    wall_seconds: float | None = Field(default=420, gt=0, description=(
+        "No trial starts after this many seconds (those running finish); null for no limit. The default job "
+        "ends in under 10 minutes on 2 cores."))
 
     @model_validator(mode="after")
     def _some_limit(self) -> Budget:
@@ -104,7 +113,7 @@ class Training(_Strict):
 
     scorer: Literal["train", "estimate"] = "train"
     epochs: int = Field(default=3, ge=1, le=500)
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(default=128, ge=1, le=4096)
     train_images: int | None = Field(default=None, ge=20, le=100_000_000, description=(
         "Train every candidate on the same stratified subset of this many training images (a proxy task: "
         "faster, same test split); null trains on them all."))
@@ -115,7 +124,7 @@ class Training(_Strict):
         "With scorer `estimate`: seconds each candidate pretends to train, spread over its epochs, "
         "to rehearse worker fleets and live dashboards."))
     export_int8: bool = Field(default=True, description="Export and evaluate each trained candidate as int8 TFLite.")
-    concurrency: int = Field(default=1, ge=1, le=16, description=(
+    concurrency: int = Field(default=2, ge=1, le=16, description=(
         "Candidates each worker trains side by side, each in a process of its own (a slot is refilled as soon "
         "as its trial ends). Default: 2 with real training (on 2 cores, 1.8 to 1.95 times the trials per hour "
         "of one on the default job, bench/continuous_batching.py); 1 with the estimator (milliseconds per "
@@ -160,15 +169,15 @@ class JobSpec(_Strict):
     objectives: tuple[Objective, ...] = ("accuracy", "latency_ms")
     constraints: Constraints = Constraints()
     mode: Literal["pareto", "target"] = "pareto"
-    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    sampler: Literal["nsga2", "tpe", "random"] = "tpe"
     target: Target | None = None
     budget: Budget = Budget()
     training: Training = Training()
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     initial: tuple[ArchText, ...] = Field(
-        default=(), max_length=100, description=(
+        default=("small",), max_length=100, description=(
         "Architectures evaluated first (strings or 'small' for the space's default small member), e.g. "
-        "reference networks or a previous job's front: a warm start for the sampler."))
+        "reference networks or a previous job's front: a warm start for the sampler; [] for none."))
 
     @field_validator("space")
     @classmethod
@@ -220,6 +229,14 @@ class JobSpec(_Strict):
         if self.mode == "target":
             return ["maximize"]
         return [DIRECTIONS[o] for o in self.objectives]
+
+
+def default_of(dotted: str) -> Any:
+    """The default of a spec field named by its dotted path (`training.batch_size`), for help texts."""
+    node: Any = JobSpec()
+    for key in dotted.split("."):
+        node = getattr(node, key)
+    return node
 
 
 def parse_spec(data: object, where: str = "job spec") -> JobSpec:

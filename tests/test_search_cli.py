@@ -33,10 +33,11 @@ def test_search_then_jobs_and_pareto(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "Pareto front of job 1" in out and "nas pareto 1" in out
     assert "12/12" in out  # the flag overrides the file
     counts = re.search(r"12 trials: (\d+) trained(?:, (\d+) infeasible \(not trained\))?; front: (\d+) members, "
-                       r"(\d+) from the sampler, 0 from the warm start", out)
+                       r"(\d+) from the sampler, (\d+) from the warm start", out)
     assert counts, out
     members = json.loads(nas("pareto", "1", "--json", "--db", db))
-    assert int(counts[3]) == len(members) and all(m["origin"] == "sampler" for m in members)
+    assert int(counts[3]) == len(members) and sum(m["origin"] == "sampler" for m in members) == int(counts[4])
+    assert sum(m["origin"] == "initial" for m in members) == int(counts[5]) <= 1  # the default warm start
 
     listing = json.loads(nas("jobs", "--json", "--db", db))
     assert listing[0]["name"] == "dry" and listing[0]["status"] == "completed" and listing[0]["trials_done"] == 12

@@ -92,7 +92,7 @@ def test_a_worker_killed_mid_trial_loses_nothing_finished(pg: tuple[str, sa.Engi
         job = jobs.create_job(session, parse_spec({
             "training": {"scorer": "estimate", "simulate_seconds": 1.5, "epochs": 3, "early_stopping": False,
                          "concurrency": slots},
-            "budget": {"trials": budget}}))
+            "budget": {"trials": budget}, "constraints": {"max_params": None}}))
 
     def trials(state: str) -> list[tuple[int, float | None, float | None]]:
         with sessions() as session:
@@ -154,7 +154,7 @@ def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, s
         job = jobs.create_job(session, parse_spec({
             "training": {"scorer": "estimate", "simulate_seconds": 0.4, "epochs": 2, "early_stopping": False,
                          "concurrency": slots},
-            "budget": {"trials": budget}}))
+            "budget": {"trials": budget}, "constraints": {"max_params": None}, "initial": []}))
 
     def done() -> int:
         with sessions() as session:
@@ -179,7 +179,7 @@ def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, s
         view = jobs.get_job(session, job.id)
         rows = session.scalars(sa.select(Trial).where(Trial.job_id == job.id)).all()
         study_name = session.get(Job, job.id).study_name  # type: ignore[union-attr]
-    assert view.status == "completed"
+    assert view.status == "completed", view.error
     states = [r.state for r in rows]
     assert states.count("complete") == budget and view.trials_done == budget
     assert set(states) <= {"complete", "stale"}, states  # nothing failed, nothing left running

@@ -20,7 +20,7 @@ from nas_service.cli.output import make_console
 from nas_service.config import Settings
 from nas_service.services import jobs as service
 from nas_service.services.views import FrontPoint, TrialView
-from nas_service.spec import JobSpec, load_spec_file, parse_spec
+from nas_service.spec import JobSpec, default_of, load_spec_file, parse_spec
 
 if TYPE_CHECKING:
     from nas_service.worker import Worker
@@ -71,28 +71,40 @@ def _spec_from_flags(spec_file: Path | None, flags: dict[str, Any]) -> JobSpec:
 
 def search(
     spec_file: Annotated[Path | None, typer.Option("--spec", help="Job spec YAML; flags override its fields.")] = None,
-    space: Annotated[str | None, typer.Option(help="Search space, e.g. edgetpu.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="digits, a folder, a .npz, keras:NAME or tfds:NAME.")] = None,
-    device: Annotated[str | None, typer.Option(help="Device profile, e.g. edgetpu_usb.")] = None,
-    resolution: Annotated[int | None, typer.Option(help="Fixed input resolution (default 32).")] = None,
-    trials: Annotated[int | None, typer.Option(help="Trial budget (default 20).")] = None,
-    wall_seconds: Annotated[float | None, typer.Option(help="Wall-time budget in seconds.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs per candidate (default 3).")] = None,
+    space: Annotated[str | None, typer.Option(help=f"Search space (default {default_of('space')}).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="fashion_mnist_small, fashion_mnist, digits, a folder, a .npz, "
+                                                f"keras:NAME or tfds:NAME (default {default_of('dataset')}).")] = None,
+    device: Annotated[str | None, typer.Option(help=f"Device profile (default {default_of('device')}).")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Fixed input resolution (default "
+                                                        f"{default_of('resolution')}).")] = None,
+    trials: Annotated[int | None, typer.Option(help=f"Trial budget (default {default_of('budget.trials')}).")] = None,
+    wall_seconds: Annotated[float | None, typer.Option(help="No trial starts after this many seconds (default "
+                                                            f"{default_of('budget.wall_seconds'):g}).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs per candidate (default "
+                                                    f"{default_of('training.epochs')}).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size (default "
+                                                        f"{default_of('training.batch_size')}).")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Candidates trained side by side, each in a process of "
                                                     "its own, a slot refilled as soon as its trial ends (default: "
                                                     "2 with real training, 1 with the estimator).")] = None,
-    scorer: Annotated[str | None, typer.Option(help="train (real training) or estimate (cheap estimator).")] = None,
-    sampler: Annotated[str | None, typer.Option(help="nsga2, tpe or random.")] = None,
+    scorer: Annotated[str | None, typer.Option(help="train (real training) or estimate (cheap estimator); default "
+                                                    f"{default_of('training.scorer')}.")] = None,
+    sampler: Annotated[str | None, typer.Option(help=f"nsga2, tpe or random (default {default_of('sampler')}).")]
+    = None,
     objective: Annotated[list[str] | None, typer.Option(help="Extra objective to minimise: params, model_bytes.")]
     = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="Hard limit on predicted latency.")] = None,
-    max_params: Annotated[int | None, typer.Option(help="Hard limit on parameters.")] = None,
+    max_params: Annotated[int | None, typer.Option(help="Hard limit on parameters (default "
+                                                        f"{default_of('constraints.max_params'):,}; a spec file's "
+                                                        "`max_params: null` lifts it).")] = None,
     max_model_bytes: Annotated[int | None, typer.Option(help="Hard limit on int8 model size.")] = None,
     target_ms: Annotated[float | None, typer.Option(help="Latency target T: switches to mode 'target'.")] = None,
     reward: Annotated[str | None, typer.Option(help="Target reward: mnasnet or tunas.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the sampler and of training.")] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Seed of the sampler and of training (default "
+                                                  f"{default_of('seed')}).")] = None,
     initial: Annotated[list[str] | None, typer.Option(help="Architecture to evaluate first ('small': the space's "
-                                                           "default small member); repeatable.")] = None,
+                                                           "default small member); repeatable (default "
+                                                           f"{', '.join(default_of('initial'))}).")] = None,
     name: Annotated[str | None, typer.Option(help="A name to find the job by.")] = None,
     user: Annotated[str, typer.Option(help="The job's owner: the dashboard shows it to this user's tokens.")]
     = LOCAL_USER,
@@ -101,6 +113,7 @@ def search(
     """Run a whole search in this process and print its Pareto front."""
     flags = {"space": space, "dataset": dataset, "device": device, "resolution": resolution,
              "budget.trials": trials, "budget.wall_seconds": wall_seconds, "training.epochs": epochs,
+             "training.batch_size": batch_size,
              "training.concurrency": concurrency, "training.scorer": scorer, "sampler": sampler,
              "constraints.max_latency_ms": max_latency_ms,
              "constraints.max_params": max_params, "constraints.max_model_bytes": max_model_bytes,

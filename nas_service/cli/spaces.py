@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from nas_service.cli.output import make_console
+from nas_service.spec import default_of
 from search_spaces import analyze, load_space, space_names
 from search_spaces.space import STAGE_FIELDS, SearchSpace, Value
 
@@ -38,8 +39,9 @@ def list_spaces(as_json: JsonOption = False) -> None:
 @spaces_app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="A search space name, e.g. edgetpu.")],
-    max_params: Annotated[int, typer.Option(min=1, help="Parameter limit whose share of random members is shown.")]
-    = 700_000,
+    max_params: Annotated[int, typer.Option(min=1, help="Parameter limit whose share of random members is shown "
+                                                        "(default: the job spec's).")]
+    = default_of("constraints.max_params"),
     resolution: Annotated[int | None, typer.Option(min=8, help="Resolution of the random members (default: the "
                                                                "space's smallest).")] = None,
     as_json: JsonOption = False,

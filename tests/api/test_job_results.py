@@ -12,7 +12,7 @@ from tests.api.conftest import Api, make_api, median_latency_ms
 
 LIMIT_MS = median_latency_ms()
 SPEC: dict[str, Any] = {"name": "results", "budget": {"trials": 14}, "training": {"scorer": "estimate"},
-                        "constraints": {"max_latency_ms": LIMIT_MS}, "seed": 3}
+                        "constraints": {"max_latency_ms": LIMIT_MS, "max_params": None}, "seed": 3}
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ def training_job(slots: int, trials: int = 4, **training: object) -> JobSpec:
     """Digits at 28 px, the smallest resolution of the space: a few seconds per candidate."""
     return parse_spec({"dataset": "digits", "space": "edgetpu_small", "resolution": 28, "initial": ["small"],
                        "sampler": "random", "seed": 3, "budget": {"trials": trials},
+                       "constraints": {"max_params": None},
                        "training": {"scorer": "train", "epochs": 2, "batch_size": 32, "concurrency": slots,
                                     **training}})
 

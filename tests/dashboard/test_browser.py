@@ -135,7 +135,7 @@ def test_cpu_fallback_candidates_are_marked_on_plot_and_front(job: tuple[Any, in
 
     page, _ = job
     spec = {"space": "mobilenet_v3", "resolution": 32, "budget": {"trials": 8}, "training": {"scorer": "estimate"},
-            "seed": 1}
+            "constraints": {"max_params": None}, "seed": 1}
     created = call(served, "/jobs", spec)
     page.goto(page.url.split("#")[0] + f"#/jobs/{created['id']}")
     page.wait_for_selector("#job-status:has-text('completed')", timeout=180_000)
@@ -161,6 +161,7 @@ def test_early_stopped_trials_are_drawn_apart(job: tuple[Any, int], served: Serv
 
     page, _ = job
     spec = {"budget": {"trials": 30}, "sampler": "random", "initial": ["small"], "seed": 3,
+            "constraints": {"max_params": None},
             "training": {"scorer": "estimate", "epochs": 4, "simulate_seconds": 0.004}}
     created = call(served, "/jobs", spec)
     page.goto(page.url.split("#")[0] + f"#/jobs/{created['id']}")

@@ -106,26 +106,53 @@ async function viewJobs() {
 }
 
 async function viewNew() {
+  // The form starts from the server's job spec defaults (the README's default job): one source of defaults.
   show("view-new");
   const form = $("#new-job-form");
   if (!form.space.options.length) {
-    const [spaces, devices] = await Promise.all([getJson("/spaces"), getJson("/devices")]);
+    const [spaces, devices, defaults] = await Promise.all([getJson("/spaces"), getJson("/devices"),
+      getJson("/spec/defaults")]);
+    state.spaces = new Map(spaces.items.map((s) => [s.name, s]));
+    state.specDefaults = defaults;
     for (const s of spaces.items) form.space.append(el("option", s.name, { value: s.name }));
     for (const d of devices.items) form.device.append(el("option", d.name, { value: d.name }));
-    form.space.value = spaces.items.some((s) => s.name === "edgetpu_small") ? "edgetpu_small" : form.space.value;
-    form.device.value = devices.items.some((d) => d.name === "edgetpu_usb") ? "edgetpu_usb" : form.device.value;
+    form.space.value = defaults.space;
+    form.device.value = defaults.device;
+    form.dataset.value = defaults.dataset;
+    form.sampler.value = defaults.sampler;
+    form.trials.value = defaults.budget.trials ?? "";
+    form.max_latency_ms.value = defaults.constraints.max_latency_ms ?? "";
+    form.max_params.value = defaults.constraints.max_params ?? "";
+    form.scorer.value = defaults.training.scorer;
+    form.epochs.value = defaults.training.epochs;
+    form.seed.value = defaults.seed;
+    form.space.onchange = () => resolutionChoices(form);
+    resolutionChoices(form);
   }
+}
+
+function resolutionChoices(form) {
+  // The chosen space's resolutions, the default's selected if the space allows it; "searched" leaves it open.
+  const allowed = state.spaces.get(form.space.value)?.choices.resolution || [];
+  const wanted = form.resolution.value || String(state.specDefaults.resolution ?? "");
+  form.resolution.replaceChildren(...allowed.map((r) => el("option", `${r} px`, { value: r })),
+    el("option", "searched (every resolution of the space)", { value: "" }));
+  form.resolution.value = allowed.map(String).includes(wanted) ? wanted : String(allowed[0] ?? "");
 }
 
 function specFromForm(form) {
   const spec = {
     space: form.space.value, device: form.device.value, dataset: form.dataset.value, sampler: form.sampler.value,
+    resolution: form.resolution.value ? Number(form.resolution.value) : null,
     budget: { trials: Number(form.trials.value) },
     training: { scorer: form.scorer.value, epochs: Number(form.epochs.value) },
+    constraints: {
+      max_latency_ms: form.max_latency_ms.value ? Number(form.max_latency_ms.value) : null,
+      max_params: form.max_params.value ? Number(form.max_params.value) : null,
+    },
     seed: Number(form.seed.value),
   };
   if (form.name.value) spec.name = form.name.value;
-  if (form.max_latency_ms.value) spec.constraints = { max_latency_ms: Number(form.max_latency_ms.value) };
   return spec;
 }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from collections.abc import Callable
 
 from search_spaces.arch import ArchSpec, Block, Head, make_divisible
@@ -10,6 +12,8 @@ from search_spaces.errors import ArchError
 from search_spaces.grammar import decode
 
 _REGISTRY: dict[str, Callable[[float], ArchSpec]] = {}
+_HEADER = re.compile(r"\s*r\d+_n\d+")
+"""How an architecture string starts; any other text without a '/' is taken for a reference name."""
 
 
 def register(name: str) -> Callable[[Callable[[float], ArchSpec]], Callable[[float], ArchSpec]]:
@@ -50,7 +54,16 @@ def reference(name: str, width: float = 1.0, num_classes: int = 1000,
 def resolve(text: str, resolution: int | None = None) -> ArchSpec:
     """A reference network's name or an architecture string, as given anywhere one is asked for; at
     `resolution` when one is given."""
-    arch = reference(text) if text in _REGISTRY else decode(text)
+    if text in _REGISTRY:
+        arch = reference(text)
+    elif "/" not in text and not _HEADER.match(text):  # a word: a reference name, perhaps misspelt
+        near = difflib.get_close_matches(text, reference_names(), n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(map(repr, near))}? " if near else ""
+        raise ArchError(f"unknown reference network {text!r}: {hint}expected a reference name "
+                        f"({', '.join(reference_names())}) or an architecture string (`nas arch show`)",
+                        value=text, where="reference", expected=", ".join(reference_names()))
+    else:
+        arch = decode(text)
     return arch.with_resolution(resolution) if resolution else arch
 
 

@@ -17,8 +17,15 @@ MODEL_SUFFIXES = (".tflite", ".keras")
 
 
 def model_of(text: str, *, files: bool = False) -> ArchSpec | Path:
-    """The architecture `text` names; with `files`, a `.tflite` / `.keras` path is taken as that file."""
-    return Path(text) if files and text.endswith(MODEL_SUFFIXES) else resolve(text)
+    """The architecture `text` names; with `files`, a `.tflite` / `.keras` path is taken as that file, and any
+    other existing path (a directory, a file of another kind) is refused as such, not parsed as an architecture."""
+    if files and text.endswith(MODEL_SUFFIXES):
+        return Path(text)
+    if files and Path(text).exists():
+        kind = "a directory" if Path(text).is_dir() else f"a file without a {' or '.join(MODEL_SUFFIXES)} suffix"
+        raise latency_models.ModelFileError(f"{text!r} is {kind}: expected a .tflite or .keras file, a reference "
+                                            "name or an architecture string")
+    return resolve(text)
 
 
 def predict(model: ArchSpec | Path, device: str, *, strict: bool = False) -> latency_models.LatencyEstimate:

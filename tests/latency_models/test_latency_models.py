@@ -170,3 +170,24 @@ def test_cpu_profile_is_reproducible_from_the_shipped_measurements() -> None:
     data = Path(latency_models.__file__).parent / "data" / str(shipped.fit["data"])
     profile, _ = fit_cpu(data, "cpu_litert", shipped.description)
     assert profile.constants == shipped.constants
+
+
+@pytest.mark.parametrize(("thing", "expected"), [
+    ("mobilenet_v22", "unknown reference network 'mobilenet_v22': did you mean 'mobilenet_v2' or"),
+    ("efficientnet_edgetpu", "did you mean 'efficientnet_edgetpu_s' or 'efficientnet_edgetpu_m' or"),
+    ("DIR", "is a directory: expected a .tflite or .keras file, a reference name or an architecture string"),
+    ("NOTES", "is a file without a .tflite or .keras suffix"),
+])
+def test_misspelt_names_and_paths_say_what_they_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], thing: str,
+                                                     expected: str) -> None:
+    """A misspelt reference got "has 1 '/'-separated section(s)", and a directory was parsed as an architecture."""
+    from nas_service.cli.errors import run_cli
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "notes.txt").write_text("r32_n10")
+    thing = {"DIR": str(tmp_path / "models") + "/", "NOTES": str(tmp_path / "notes.txt")}.get(thing, thing)
+    monkeypatch.setattr("sys.argv", ["nas", "latency", "predict", thing])
+    assert run_cli(app) == 2
+    err = capsys.readouterr().err
+    assert expected in " ".join(err.split()) and "section" not in err, err

@@ -191,6 +191,8 @@ class TrialOut(Out):
     worker: str | None
     error: str | None
     origin: str = Field(description="initial (the job's warm start) or sampler")
+    fidelity: str = Field(default="standalone", description=(
+        "standalone (trained from scratch) or oneshot (scored by the job's supernet with inherited weights)"))
 
 
 class FrontPointOut(Out):
@@ -205,6 +207,10 @@ class FrontPointOut(Out):
     has_tflite: bool
     origin: str = Field(description="initial (the job's warm start) or sampler: who first proposed it")
     cpu_fraction: float = Field(description="Share of the latency on the host CPU (ops the accelerator cannot run)")
+    fidelity: str = Field(default="standalone", description=(
+        "standalone: accuracy from training from scratch (a one-shot job's confirmed front); oneshot: from the "
+        "job's supernet (its front before confirmation)"))
+    oneshot_accuracy: float | None = Field(default=None, description="A confirmed member's one-shot accuracy")
 
 
 class TrialPointsOut(Out):
@@ -222,6 +228,9 @@ class TrialPointsOut(Out):
     failed: list[bool]
     cpu: list[bool]
     front: list[bool]
+    oneshot: list[bool] = Field(default_factory=list, description="Scored by the job's supernet (one-shot)")
+    confirmed: list[float | None] = Field(default_factory=list, description=(
+        "Standalone accuracy of a one-shot trial's candidate once its front confirmed it"))
 
 
 class LayerOut(Out):

@@ -28,11 +28,14 @@ if TYPE_CHECKING:
 
 def front_table(points: list[FrontPoint], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("#", "candidate", "from", "accuracy", "int8 acc", "latency ms", "on CPU", "params", "arch"):
-        table.add_column(col, justify="left" if col in ("arch", "from") else "right")
+    oneshot = any(p.fidelity != "standalone" or p.oneshot_accuracy is not None for p in points)
+    extra = ("fidelity", "one-shot acc") if oneshot else ()
+    for col in ("#", "candidate", "from", "accuracy", *extra, "int8 acc", "latency ms", "on CPU", "params", "arch"):
+        table.add_column(col, justify="left" if col in ("arch", "from", "fidelity") else "right")
     for rank, p in enumerate(points, 1):
+        shown = (p.fidelity, f"{p.oneshot_accuracy:.4f}" if p.oneshot_accuracy is not None else "-") if oneshot else ()
         table.add_row(str(rank), str(p.candidate_id), ORIGIN_LABELS.get(p.origin, p.origin), f"{p.accuracy:.4f}",
-                      f"{p.int8_accuracy:.4f}" if p.int8_accuracy is not None else "-", f"{p.latency_ms:.3f}",
+                      *shown, f"{p.int8_accuracy:.4f}" if p.int8_accuracy is not None else "-", f"{p.latency_ms:.3f}",
                       f"{p.cpu_fraction:.0%}" if p.cpu_fraction else "-", f"{p.params:,}", p.arch)
     return table
 
@@ -89,6 +92,9 @@ def search(
                                                     "2 with real training, 1 with the estimator).")] = None,
     scorer: Annotated[str | None, typer.Option(help="train (real training) or estimate (cheap estimator); default "
                                                     f"{default_of('training.scorer')}.")] = None,
+    mode: Annotated[str | None, typer.Option(help="standalone (train every candidate) or oneshot (score them by "
+                                                  "the job's supernet, then train its front from scratch); "
+                                                  f"default {default_of('training.mode')}.")] = None,
     sampler: Annotated[str | None, typer.Option(help=f"nsga2, tpe or random (default {default_of('sampler')}).")]
     = None,
     objective: Annotated[list[str] | None, typer.Option(help="Extra objective to minimise: params, model_bytes.")]
@@ -114,7 +120,8 @@ def search(
     flags = {"space": space, "dataset": dataset, "device": device, "resolution": resolution,
              "budget.trials": trials, "budget.wall_seconds": wall_seconds, "training.epochs": epochs,
              "training.batch_size": batch_size,
-             "training.concurrency": concurrency, "training.scorer": scorer, "sampler": sampler,
+             "training.concurrency": concurrency, "training.scorer": scorer, "training.mode": mode,
+             "sampler": sampler,
              "constraints.max_latency_ms": max_latency_ms,
              "constraints.max_params": max_params, "constraints.max_model_bytes": max_model_bytes,
              "target.latency_ms": target_ms, "target.reward": reward, "seed": seed, "name": name,
@@ -130,7 +137,8 @@ def search(
     with sessions() as session:
         job = service.create_job(session, spec, owner=user)
     console.print(f"job [bold]{job.id}[/] of {user}: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "
-                  f"device {spec.device}, scorer {spec.training.scorer}, database {settings.database_url}")
+                  f"device {spec.device}, scorer {spec.training.scorer}, mode {spec.training.mode}, "
+                  f"database {settings.database_url}")
     run_here(settings, job.id, db)
 
 
@@ -198,6 +206,11 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
     console.print(front_table(front, f"Pareto front of job {job_id}: accuracy vs {spec.device} latency "
                                      f"({final.trials_done} trials, {time.perf_counter() - start:.0f} s, "
                                      f"{status}){estimated}"))
+    if spec.training.mode == "oneshot":
+        scored = final.trial_counts.get("complete", 0)
+        console.print(f"one-shot: {scored} trials scored by the supernet (fidelity oneshot); the front above is "
+                      "confirmed, trained from scratch (fidelity standalone, accuracy), its one-shot accuracy "
+                      "beside", highlight=False)
     sampled = sum(p.origin == "sampler" for p in front)
     console.print(f"{counts_line(final.trial_counts)}; front: {len(front)} members, {sampled} from the sampler, "
                   f"{len(front) - sampled} from the warm start", highlight=False)

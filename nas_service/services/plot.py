@@ -36,6 +36,10 @@ class TrialPoints:
     cpu: list[bool]
     """The candidate runs partly on the host CPU (an op the accelerator cannot run)."""
     front: list[bool]
+    oneshot: list[bool]
+    """Scored by the job's supernet (drawn faint); the confirmed accuracy of a front member is in `confirmed`."""
+    confirmed: list[float | None]
+    """The standalone accuracy of a one-shot trial's candidate once its front confirmed it, else None."""
 
 
 def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> TrialPoints:
@@ -43,7 +47,7 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
     job = get_job(session, job_id, owner=owner)
     rows = session.execute(
         sa.select(Trial.number, Trial.candidate_id, Trial.accuracy, Trial.latency_ms, Trial.state,
-                  Candidate.on_front, Candidate.cpu_ms)
+                  Candidate.on_front, Candidate.cpu_ms, Trial.fidelity, Candidate.fidelity, Candidate.accuracy)
         .outerjoin(Candidate, Candidate.id == Trial.candidate_id)
         .where(Trial.job_id == job_id, Trial.state.in_(("complete", "stopped", "infeasible", "failed")),
                Trial.latency_ms.is_not(None))
@@ -59,6 +63,9 @@ def trial_points(session: Session, job_id: int, *, owner: str | None = None) -> 
         failed=[r[4] == "failed" for r in rows],
         cpu=[bool(r[6]) for r in rows],
         front=[bool(r[5]) for r in rows],
+        oneshot=[r[7] == "oneshot" for r in rows],
+        confirmed=[round(r[9], 5) if r[7] == "oneshot" and r[8] == "standalone" and r[9] is not None else None
+                   for r in rows],
     )
 
 

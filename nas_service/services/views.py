@@ -65,12 +65,15 @@ class TrialView:
     worker: str | None
     error: str | None
     origin: str
+    fidelity: str = "standalone"
+    """How the trial's accuracy was measured: `standalone` (trained from scratch) or `oneshot` (the supernet)."""
 
     @classmethod
     def of(cls, trial: Trial, candidate: Candidate | None) -> TrialView:
         return cls(trial.number, trial.state, candidate.arch if candidate else None, trial.candidate_id,
                    trial.accuracy, trial.latency_ms, trial.params, trial.model_bytes, trial.reward, trial.reused,
-                   bool(candidate and candidate.on_front), trial.worker, trial.error, trial.origin)
+                   bool(candidate and candidate.on_front), trial.worker, trial.error, trial.origin,
+                   trial.fidelity or "standalone")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,12 +96,18 @@ class FrontPoint:
     """`initial` (the job's warm start) or `sampler`: who first proposed this architecture."""
     cpu_fraction: float
     """Share of the latency spent on the host CPU (ops the accelerator cannot run); 0 when it all runs there."""
+    fidelity: str = "standalone"
+    """`standalone`: `accuracy` is from training from scratch (a one-shot job's confirmed front); `oneshot`: from
+    the job's supernet (a one-shot job's front before its confirmation)."""
+    oneshot_accuracy: float | None = None
+    """A confirmed member's one-shot accuracy, beside its standalone `accuracy`."""
 
     @classmethod
     def of(cls, c: Candidate) -> FrontPoint:
         # Front members are always trained, so accuracy is set.
         return cls(c.id, c.arch, c.accuracy or 0.0, c.latency_ms, c.params, c.model_bytes or c.model_bytes_estimate,
-                   c.int8_accuracy, c.latency_profile, c.tflite_path, c.origin, cpu_fraction(c))
+                   c.int8_accuracy, c.latency_profile, c.tflite_path, c.origin, cpu_fraction(c),
+                   c.fidelity or "standalone", c.oneshot_accuracy)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

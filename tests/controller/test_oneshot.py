@@ -27,9 +27,9 @@ from nas_service.worker import Worker
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 TINY: dict[str, Any] = {
-    "space": "edgetpu_small", "dataset": "digits", "resolution": 16, "sampler": "random", "seed": 1,
+    "space": "edgetpu_small", "dataset": "digits", "resolution": 28, "sampler": "random", "seed": 1,
     "budget": {"trials": 10}, "constraints": {"max_params": 400_000},
-    "training": {"mode": "oneshot", "epochs": 1, "batch_size": 32, "train_images": 320, "supernet_epochs": 1,
+    "training": {"mode": "oneshot", "epochs": 1, "batch_size": 32, "train_images": 192, "supernet_epochs": 1,
                  "sandwich_random": 1, "calibration_batches": 2, "score_images": 100, "export_int8": True}}
 
 
@@ -94,14 +94,37 @@ def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Ca
 
 def test_oneshot_search_scores_subnets_and_confirms_the_front(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nas search --mode oneshot` on SQLite: the CLI says which front it prints, REST's views carry both."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from nas_service.cli import app
+    from nas_service.services.plot import trial_points
+
     counts = _confirmations(monkeypatch)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nas.db'}", artifacts_dir=tmp_path / "artifacts")
-    worker = Worker(settings, name="local")
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump({**TINY, "training": {
+        k: v for k, v in TINY["training"].items() if k != "mode"}}))
+    result = CliRunner().invoke(app, ["search", "--spec", "job.yaml", "--mode", "oneshot", "--db", db],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mode oneshot" in result.output and "the front above is confirmed" in result.output
+    assert "one-shot acc" in result.output
+    settings = Settings(database_url=db, artifacts_dir=tmp_path / "nas_artifacts")
+    front = _check_job(settings, 1, counts)
+    worker = Worker(settings, name="reader")
     with worker.sessions() as session:
-        job = jobs.create_job(session, parse_spec(TINY))
-    worker.run(job_id=job.id, exit_when_idle=True)
+        points = jobs.get_front(session, 1)
+        columns = trial_points(session, 1)
     worker.close()
-    _check_job(settings, job.id, counts)
+    assert [p.candidate_id for p in points] == sorted((c.id for c in front), key=lambda i: next(
+        c.latency_ms for c in front if c.id == i))
+    assert all(p.fidelity == "standalone" and p.oneshot_accuracy is not None for p in points)
+    assert any(columns.oneshot) and all(columns.oneshot[i] for i, f in enumerate(columns.front) if f)
+    confirmed = {c: a for c, a in zip(columns.candidate, columns.confirmed, strict=True) if a is not None}
+    assert confirmed == {p.candidate_id: p.accuracy for p in points} or set(confirmed) >= {p.candidate_id
+                                                                                          for p in points}
 
 
 @pytest.mark.postgres
@@ -127,9 +150,9 @@ import sys
 from pathlib import Path
 from nas_service.controller.oneshot import job_data, train_supernet
 from nas_service.spec import parse_spec
-spec = parse_spec({"space": "edgetpu_small", "dataset": "digits", "resolution": 16, "training": {
-    "mode": "oneshot", "batch_size": 32, "train_images": 320, "supernet_epochs": 3, "sandwich_random": 0}})
-data = job_data(spec.dataset, spec.training, 16)
+spec = parse_spec({"space": "edgetpu_small", "dataset": "digits", "resolution": 28, "training": {
+    "mode": "oneshot", "batch_size": 32, "train_images": 192, "supernet_epochs": 3, "sandwich_random": 0}})
+data = job_data(spec.dataset, spec.training, 28)
 train_supernet(Path(sys.argv[1]), spec.space, data, spec.training, seed=0)
 """
 

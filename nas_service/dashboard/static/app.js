@@ -163,6 +163,7 @@ function paretoTraces(p) {
   // Trained trials that run partly on the host CPU (an op the accelerator cannot run) get their own symbol.
   const all = { x: [], y: [], c: [], t: [] }, bad = { x: [], y: [], c: [], t: [] }, cut = { x: [], y: [], c: [], t: [] };
   const cpu = { x: [], y: [], c: [], t: [] }, fail = { x: [], y: [], c: [], t: [] };
+  const shot = { x: [], y: [], c: [], t: [] };  // scored by a one-shot job's supernet: the faint cloud
   const front = [];
   const n = p.trial.length;
   for (let i = 0; i < n; i++) {
@@ -172,6 +173,8 @@ function paretoTraces(p) {
       bad.x.push(p.latency_ms[i]); bad.y.push(0); bad.c.push(p.candidate[i]); bad.t.push(p.trial[i]);
     } else if (p.accuracy[i] !== null && p.stopped && p.stopped[i]) {
       cut.x.push(p.latency_ms[i]); cut.y.push(p.accuracy[i]); cut.c.push(p.candidate[i]); cut.t.push(p.trial[i]);
+    } else if (p.accuracy[i] !== null && p.oneshot && p.oneshot[i]) {
+      shot.x.push(p.latency_ms[i]); shot.y.push(p.accuracy[i]); shot.c.push(p.candidate[i]); shot.t.push(p.trial[i]);
     } else if (p.accuracy[i] !== null && p.cpu && p.cpu[i]) {
       cpu.x.push(p.latency_ms[i]); cpu.y.push(p.accuracy[i]); cpu.c.push(p.candidate[i]); cpu.t.push(p.trial[i]);
     } else if (p.accuracy[i] !== null) {
@@ -185,10 +188,16 @@ function paretoTraces(p) {
     }
   }
   front.sort((a, b) => p.latency_ms[a] - p.latency_ms[b]);
+  // A one-shot job's front, once confirmed, is drawn at its members' standalone accuracies.
+  const frontAcc = (i) => (p.confirmed && p.confirmed[i] !== null && p.confirmed[i] !== undefined
+    ? p.confirmed[i] : p.accuracy[i]);
   const hover = "trial %{text}<br>latency %{x:.3f} ms<br>accuracy %{y:.4f}<extra></extra>";
   return [
     { type: "scattergl", mode: "markers", name: "trials", x: all.x, y: all.y, customdata: all.c, text: all.t,
       hovertemplate: hover, marker: { size: 8, color: "#2c5aa0", opacity: 0.8 } },
+    { type: "scattergl", mode: "markers", name: "one-shot (supernet)", x: shot.x, y: shot.y, customdata: shot.c,
+      text: shot.t, hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>one-shot accuracy %{y:.4f}<extra></extra>",
+      marker: { size: 6, color: "#2c5aa0", opacity: 0.2 } },
     { type: "scattergl", mode: "markers", name: "stopped early", x: cut.x, y: cut.y, customdata: cut.c, text: cut.t,
       hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>accuracy %{y:.4f} (stopped early)<extra></extra>",
       marker: { size: 8, color: "#7f8c8d", symbol: "circle-open", line: { width: 2 } } },
@@ -202,7 +211,7 @@ function paretoTraces(p) {
       yaxis: "y2", hovertemplate: "trial %{text}<br>latency %{x:.3f} ms<br>infeasible (not trained)<extra></extra>",
       marker: { size: 7, color: "#c0392b", symbol: "x", opacity: 0.6 } },
     { type: "scattergl", mode: "lines+markers", name: "Pareto front", line: { shape: "hv", color: "#e67e22" },
-      x: front.map((i) => p.latency_ms[i]), y: front.map((i) => p.accuracy[i]),
+      x: front.map((i) => p.latency_ms[i]), y: front.map(frontAcc),
       customdata: front.map((i) => p.candidate[i]), text: front.map((i) => p.trial[i]),
       hovertemplate: hover, marker: { size: 10, color: "#e67e22", line: { width: 1, color: "#333" } } },
   ];
@@ -231,7 +240,9 @@ async function viewJob(jobId) {
   window.nasTimings.pointsLoadedMs = performance.now();
   $("#job-title").textContent = `Job ${job.id}${job.name ? ` — ${job.name}` : ""}`;
   const c = job.trial_counts || {};
-  const scorer = job.spec.training.scorer === "estimate" ? "ESTIMATED accuracy (not trained)" : "trained";
+  const oneshot = job.spec.training.mode === "oneshot";
+  const scorer = job.spec.training.scorer === "estimate" ? "ESTIMATED accuracy (not trained)"
+    : oneshot ? "one-shot (supernet scores, front confirmed by training)" : "trained";
   $("#job-status").textContent = `${job.status} · ${job.trials_done}/${job.trials_budget ?? "∞"} trials · ` +
     `${job.spec.space} on ${job.spec.device} · ${job.spec.dataset} · ${job.spec.sampler} · ${scorer} · ` +
     `${c.complete || 0} trained, ${c.stopped || 0} stopped early, ${c.infeasible || 0} infeasible, ` +

@@ -260,3 +260,31 @@ def test_a_long_lived_worker_keeps_no_finished_job_in_memory(worker: Worker) -> 
         assert all(jobs.get_job(session, i).status == "completed" for i in ids)
     assert isinstance(worker.ctx.storage, BatchedStorage)
     assert worker.ctx.storage.cached_study_ids == []
+
+
+def test_optuna_studies_name_their_objectives_and_carry_arch_and_origin(db_url: str, worker: Worker) -> None:
+    """What Optuna's own tools (optuna-dashboard opens our storage as it is) read: objective names, and per trial
+    the architecture string and where it came from."""
+    engine = make_engine(db_url)
+    upgrade_head(engine)
+    with Session(engine) as session:
+        pareto_job = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate"}, "budget": {"trials": 4},
+                                                          "objectives": ["accuracy", "latency_ms", "params"]}))
+        target_job = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate"}, "budget": {"trials": 2},
+                                                          "mode": "target", "target": {"latency_ms": 1.5}}))
+    for job in (pareto_job, target_job):
+        worker.run(job_id=job.id, exit_when_idle=True)
+    with Session(engine) as session:
+        names = {job.id: jobs.study_name(session, job.id) for job in (pareto_job, target_job)}
+        archs = {t.number: c.arch for t, c in session.execute(
+            sa.select(Trial, Candidate).join(Candidate, Candidate.id == Trial.candidate_id)
+            .where(Trial.job_id == pareto_job.id))}
+    engine.dispose()
+    study = optuna.load_study(study_name=names[pareto_job.id], storage=db_url)
+    assert study.metric_names == ["accuracy", "latency_ms", "params"]
+    assert optuna.load_study(study_name=names[target_job.id], storage=db_url).metric_names == ["reward"]
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 4
+    assert {t.number: t.user_attrs["arch"] for t in trials} == archs
+    assert [t.user_attrs["origin"] for t in sorted(trials, key=lambda t: t.number)] == [
+        "initial", "sampler", "sampler", "sampler"]  # the default warm start first

@@ -147,6 +147,7 @@ class TrialObjective:
     def _evaluate(self, trial: optuna.Trial, origin: str) -> tuple[float, ...]:
         arch = self.space.sample(trial, num_classes=self.num_classes, resolution=self.spec.resolution)
         trial.set_user_attr("arch", encode(arch))
+        trial.set_user_attr("origin", origin)  # initial (warm start) or sampler, as Optuna's own tools show it
         c = self.current = self._candidate(arch, origin)
         for name, value in constraint_values(self.spec.constraints, c).items():
             trial.set_constraint(name, value)

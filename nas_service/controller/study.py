@@ -69,7 +69,18 @@ def make_sampler(spec: JobSpec, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size(spec))
 
 
+def metric_names(spec: JobSpec) -> list[str]:
+    """What the study's values are called (`accuracy`, `latency_ms`, extra objectives; `reward` in target mode),
+    so Optuna's own tools (optuna-dashboard on our storage) name them rather than showing "0" and "1"."""
+    return ["reward"] if spec.mode == "target" else list(spec.objectives)
+
+
 def open_study(storage: optuna.storages.BaseStorage, study_name: str, spec: JobSpec, seed: int) -> optuna.Study:
-    """The job's study, created by whichever worker gets there first."""
-    return optuna.create_study(storage=storage, study_name=study_name, directions=spec.directions,
-                               sampler=make_sampler(spec, seed), load_if_exists=True)
+    """The job's study, created by whichever worker gets there first, its objectives named."""
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=spec.directions,
+                                sampler=make_sampler(spec, seed), load_if_exists=True)
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use since
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names(spec))
+    return study

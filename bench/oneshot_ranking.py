@@ -36,9 +36,10 @@ def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def ranking(n: int, supernet_epochs: int, seed: int) -> None:
+def ranking(n: int, supernet_epochs: int, seed: int, supernet_dir: Path | None = None,
+            shard: tuple[int, int] = (0, 1)) -> None:
     from latency_models import predict_total_ms
-    from nas_service.controller.oneshot import job_data, rank_correlations, train_supernet
+    from nas_service.controller.oneshot import job_data, train_supernet
     from nas_service.spec import load_spec_file
     from nas_service.trainer.training import Budget, TrainConfig, train
     from search_spaces import analyze, encode, load_space
@@ -51,10 +52,12 @@ def ranking(n: int, supernet_epochs: int, seed: int) -> None:
     limit = spec.constraints.max_params or 10**12
     pool = space.random_members(20 * n, resolution=resolution, num_classes=data.num_classes, seed=seed)
     archs = [a for a in pool if analyze(a).params <= limit][:n]
+    index, shards = shard
+    archs = archs[index * len(archs) // shards:(index + 1) * len(archs) // shards]
     latencies = predict_total_ms(archs, spec.device)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:  # a given --supernet-dir is trained, resumed or loaded
         start = time.perf_counter()
-        net = train_supernet(Path(tmp) / "supernet", spec.space, data, training, seed)
+        net = train_supernet(supernet_dir or Path(tmp) / "supernet", spec.space, data, training, seed)
         supernet_s = time.perf_counter() - start
     emit(part="supernet", epochs=supernet_epochs, seconds=round(supernet_s, 1), sandwich=2 + training.sandwich_random)
     b = training.batch_size
@@ -70,12 +73,24 @@ def ranking(n: int, supernet_epochs: int, seed: int) -> None:
         train_s += result.seconds
         standalone.append(result.accuracy)
         emit(part="candidate", arch=encode(arch), latency_ms=round(float(lat), 4), oneshot=round(acc, 4),
-             standalone=round(result.accuracy, 4), train_seconds=result.seconds)
+             standalone=round(result.accuracy, 4), train_seconds=result.seconds,
+             scored_per_minute=round(60 * len(archs) / score_s, 1))
+    summary([{"oneshot": a, "standalone": b, "train_seconds": len(archs) and train_s / len(archs),
+              "scored_per_minute": 60 * len(archs) / score_s} for a, b in zip(oneshot, standalone, strict=True)],
+            supernet_seconds=round(supernet_s, 1))
+
+
+def summary(rows: list[dict[str, Any]], **extra: Any) -> None:
+    """The ranking line over candidate rows (from this run, or from the `candidate` lines of several shards)."""
+    from nas_service.controller.oneshot import rank_correlations
+
+    oneshot, standalone = [r["oneshot"] for r in rows], [r["standalone"] for r in rows]
     spearman, kendall = rank_correlations(oneshot, standalone)
-    emit(part="ranking", n=len(archs), spearman=round(spearman, 3), kendall=round(kendall, 3),
-         scored_per_minute=round(60 * len(archs) / score_s, 1),
-         standalone_per_minute=round(60 * len(archs) / train_s, 2), supernet_seconds=round(supernet_s, 1),
-         oneshot_median=round(statistics.median(oneshot), 4), standalone_median=round(statistics.median(standalone), 4))
+    emit(part="ranking", n=len(rows), spearman=round(spearman, 3), kendall=round(kendall, 3),
+         scored_per_minute=round(statistics.median(r["scored_per_minute"] for r in rows), 1),
+         standalone_per_minute=round(60 / statistics.mean(r["train_seconds"] for r in rows), 2),
+         oneshot_median=round(statistics.median(oneshot), 4), standalone_median=round(statistics.median(standalone), 4),
+         **extra)
 
 
 def hypervolume(points: list[tuple[float, float]], ref_latency: float) -> float:
@@ -141,9 +156,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hv-seeds", type=int, default=3)
     parser.add_argument("--wall", type=float, default=300.0, help="one-shot scoring wall seconds per job")
+    parser.add_argument("--supernet-dir", type=Path, help="supernet checkpoints to reuse (trained if missing)")
+    parser.add_argument("--shard", default="0/1", help="i/k: rank the i-th of k equal parts of the candidates "
+                        "(k processes share the machine's cores; --combine their outputs)")
+    parser.add_argument("--combine", type=Path, nargs="*", help="print the ranking of these outputs' candidates")
     args = parser.parse_args()
+    if args.combine:
+        rows = [json.loads(line) for f in args.combine for line in f.read_text().splitlines() if '"candidate"' in line]
+        summary(list({r["arch"]: r for r in rows}.values()))
+        return
     if args.n:
-        ranking(args.n, args.supernet_epochs, args.seed)
+        index, shards = (int(v) for v in args.shard.split("/"))
+        ranking(args.n, args.supernet_epochs, args.seed, args.supernet_dir, (index, shards))
     if args.hv_seeds:
         hypervolumes(args.hv_seeds, args.wall, args.supernet_epochs)
 

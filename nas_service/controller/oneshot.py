@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from nas_service.trainer.supernet import Supernet
 
 log = logging.getLogger(__name__)
+CONFIRMATION_STALE_S = 900.0
+"""A front member whose confirmation has reported no epoch for this long is taken over by another worker (its
+worker died); an epoch of a default-job candidate takes well under a minute on 2 cores."""
 SUPERNET_DIR = "supernet"
 """The supernet's checkpoints, in the job's artifacts folder."""
 
@@ -134,14 +137,20 @@ def confirm_front(sessions: sessionmaker[Session], job_id: int, spec: JobSpec, a
     scorer = TrainScorer()
     while True:
         with sessions() as session:
-            claimed = trial_records.claim_confirmation(session, job_id)
+            claimed = trial_records.claim_confirmation(session, job_id, CONFIRMATION_STALE_S)
         if claimed is None:
             break
         candidate_id, arch_text = claimed
         arch = decode(arch_text)
+
+        def alive(epoch: int, accuracy: float, candidate_id: int = candidate_id) -> bool:
+            with sessions() as session:
+                trial_records.touch_confirmation(session, candidate_id)
+            return True  # a front member is trained to the end
+
         try:
             score = scorer.score(arch, dataset=spec.dataset, training=spec.training, seed=spec.seed,
-                                 keep_going=lambda epoch, accuracy: True, artifacts_dir=artifacts_dir)
+                                 keep_going=alive, artifacts_dir=artifacts_dir)
         except BaseException:
             with sessions() as session:
                 trial_records.release_confirmation(session, candidate_id)

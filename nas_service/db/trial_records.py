@@ -9,6 +9,7 @@ read, so front updates of concurrent workers never interleave).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,22 +94,32 @@ def trial_and_candidate(session: Session, job_id: int, number: int) -> tuple[Tri
 # --- confirming a one-shot front (see `controller.oneshot.confirm_front`) --------------------------------------
 
 
-def claim_confirmation(session: Session, job_id: int) -> tuple[int, str] | None:
+def claim_confirmation(session: Session, job_id: int, stale_s: float) -> tuple[int, str] | None:
     """Claim one member of the job's one-shot front for training from scratch, and commit: (id, arch), or None
     when every member is claimed. One conditional UPDATE decides, so each member is trained once however many
-    workers ask."""
+    workers ask. A member whose claimer has not reported an epoch (`touch_confirmation`) for `stale_s` seconds
+    is taken over: its worker died."""
     while True:
+        stale = sa.and_(Candidate.fidelity == "confirming",
+                        Candidate.updated_at < utcnow() - timedelta(seconds=stale_s))
+        claimable = sa.or_(sa.and_(Candidate.on_front.is_(True), Candidate.fidelity == "oneshot"), stale)
         found = session.execute(sa.select(Candidate.id, Candidate.arch).where(
-            Candidate.job_id == job_id, Candidate.on_front.is_(True), Candidate.fidelity == "oneshot")
-            .order_by(Candidate.latency_ms).limit(1)).first()
+            Candidate.job_id == job_id, claimable).order_by(Candidate.latency_ms).limit(1)).first()
         if found is None:
             session.commit()
             return None
-        won = session.execute(sa.update(Candidate).where(Candidate.id == found.id, Candidate.fidelity == "oneshot")
-                              .values(fidelity="confirming"))
+        won = session.execute(sa.update(Candidate).where(Candidate.id == found.id, claimable)  # re-checked under
+                              .values(fidelity="confirming", updated_at=utcnow()))           # the row's lock
         session.commit()
         if getattr(won, "rowcount", 0) == 1:
             return int(found.id), str(found.arch)
+
+
+def touch_confirmation(session: Session, candidate_id: int) -> None:
+    """The claimer of a member is alive (an epoch ended); commits."""
+    session.execute(sa.update(Candidate).where(Candidate.id == candidate_id, Candidate.fidelity == "confirming")
+                    .values(updated_at=utcnow()))
+    session.commit()
 
 
 def release_confirmation(session: Session, candidate_id: int) -> None:

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nas_service.cli import app
+from tests.test_search_service import db_url as db_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
 from tests.test_search_service import latency_limit
 
 runner = CliRunner()
@@ -205,3 +206,33 @@ def test_a_resolution_the_space_does_not_allow_is_refused_before_the_job(
         assert "is not a resolution of search space 'edgetpu_small': expected 28, 32, 48 or 64" in err, err
         assert len(err.strip().splitlines()) == 1
     assert json.loads(nas("jobs", "--json", "--db", db)) == []
+
+
+def test_an_unmeetable_constraint_is_explained(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trial infeasible: each says what it broke and by how much, the search warns once with the closest
+    candidates sampled (and the latency no architecture avoids), and ends with that explanation, not an empty
+    table."""
+    monkeypatch.chdir(tmp_path)
+    out = nas("search", "--scorer", "estimate", "--trials", "5", "--max-latency-ms", "0.01", "--max-params", "1000",
+              "--db", db_url)
+    trials = json.loads(nas("trials", "1", "--json", "--db", db_url))
+    assert [t["state"] for t in trials] == ["infeasible"] * 5
+    for t in trials:
+        assert t["error"].startswith(f"broke max_latency_ms 0.01 ms: {t['latency_ms']:.4g} ms, ")
+        assert f"({t['latency_ms'] / 0.01:.3g}x the limit); max_params 1,000 parameters: {t['params']:,} parameters" \
+            in t["error"]
+    table = " ".join(nas("trials", "1", "--db", db_url, "--state", "infeasible").split())
+    assert "broke max_latency_ms" in table
+    fastest = min(t["latency_ms"] for t in trials)
+    text = " ".join(out.split())
+    assert text.count("warning:") == 1, text  # once, after the third infeasible trial
+    assert re.search(r"warning: all 3 trials so far broke a constraint: the fastest candidate sampled is [\d.]+ ms "
+                     r"\(max_latency_ms 0.01\); [\d.]+ ms of it is fixed invoke\+io, which no architecture avoids",
+                     text), text
+    smallest = min(t["params"] for t in trials)
+    closing = text[text.index("Pareto front of job 1"):]
+    assert ("job 1's Pareto front is empty: none of its 5 finished trials joined it (5 infeasible (broke a "
+            f"constraint)); all 5 trials so far broke a constraint: the fastest candidate sampled is {fastest:.3g} "
+            "ms (max_latency_ms 0.01)") in closing
+    assert f"the smallest candidate sampled has {smallest:,} parameters (max_params 1,000)" in closing
+    assert "┏" not in closing  # no empty table

@@ -173,10 +173,15 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
                         TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[front]}"),
                         console=console, transient=False)
     front_note = {"text": "front: empty"}
+    warned: list[str] = []
 
     def on_trial(trial: TrialView) -> None:
         with sessions() as session:
             front = service.get_front(session, job_id)
+            note = service.infeasibility_note(session, job_id) if not warned and trial.state == "infeasible" else None
+        if note:  # once: an unmeetable constraint is said while the search runs, not only at its end
+            warned.append(note)
+            progress.console.print(f"[yellow]warning:[/] {note}", highlight=False)
         if front:
             best = max(front, key=lambda p: p.accuracy)
             front_note["text"] = (f"front: {len(front)} pts, fastest {front[0].latency_ms:.3f} ms, "
@@ -201,11 +206,15 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
         final = service.get_job(session, job_id)
         front = service.get_front(session, job_id)
         knee_point = service.knee(session, job_id)
+        empty = service.empty_front_reason(session, job_id) if not front else None
     estimated = " - accuracies ESTIMATED, not trained" if final.estimated else ""
     status = "interrupted" if caught else final.status
-    console.print(front_table(front, f"Pareto front of job {job_id}: accuracy vs {spec.device} latency "
-                                     f"({final.trials_done} trials, {time.perf_counter() - start:.0f} s, "
-                                     f"{status}){estimated}"))
+    title = (f"Pareto front of job {job_id}: accuracy vs {spec.device} latency ({final.trials_done} trials, "
+             f"{time.perf_counter() - start:.0f} s, {status}){estimated}")
+    if empty:  # an explanation, not an empty table
+        console.print(f"{title}\n{empty}", highlight=False)
+    else:
+        console.print(front_table(front, title))
     if spec.training.mode == "oneshot":
         scored = final.trial_counts.get("complete", 0)
         console.print(f"one-shot: {scored} trials scored by the supernet (fidelity oneshot); the front above is "

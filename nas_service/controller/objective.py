@@ -73,6 +73,29 @@ def violations(limits: Constraints, c: Candidate) -> dict[str, object]:
             if limit is not None and value > limit}
 
 
+LIMIT_UNITS = {"latency_ms": ("max_latency_ms", " ms"), "params": ("max_params", " parameters"),
+               "model_bytes": ("max_model_bytes", " bytes")}
+
+
+def _amount(name: str, value: float) -> str:
+    unit = LIMIT_UNITS[name][1]
+    return f"{value:.4g}{unit}" if name == "latency_ms" else f"{value:,.0f}{unit}"
+
+
+def broken_text(violations: dict[str, object]) -> str:
+    """Which constraints a candidate broke and by how much: `max_latency_ms 0.01 ms: 1.285 ms, 1.275 ms over
+    (128.5x the limit)`, the infeasible trial's `error`."""
+    parts = []
+    for name, found in violations.items():
+        if not isinstance(found, dict):
+            continue
+        value, limit = float(found["value"]), float(found["limit"])
+        ratio = f"{value / limit:.3g}x the limit" if value >= 2 * limit else f"+{value / limit - 1:.1%}"
+        parts.append(f"{LIMIT_UNITS[name][0]} {_amount(name, limit)}: {_amount(name, value)}, "
+                     f"{_amount(name, value - limit)} over ({ratio})")
+    return "broke " + "; ".join(parts)
+
+
 def _checks(limits: Constraints, c: Candidate) -> list[tuple[str, float, float | None]]:
     return [("latency_ms", c.latency_ms, limits.max_latency_ms), ("params", c.params, limits.max_params),
             ("model_bytes", c.model_bytes_estimate, limits.max_model_bytes)]
@@ -153,10 +176,11 @@ class TrialObjective:
             trial.set_constraint(name, value)
         if c.status in ("trained", "infeasible"):
             state = "infeasible" if c.status == "infeasible" else "stopped" if c.stopped_early else "complete"
-            return self._settle(trial.number, c, state, reused=True)
+            error = broken_text(c.violations) if state == "infeasible" else None
+            return self._settle(trial.number, c, state, reused=True, error=error)
         if c.violations:
             self._set_status(c, "infeasible")
-            return self._settle(trial.number, c, "infeasible")
+            return self._settle(trial.number, c, "infeasible", error=broken_text(c.violations))
         trained = self._train(c, arch)
         trial.set_user_attr("stopped_early", c.stopped_early)
         return self._settle(trial.number, c, "stopped" if c.stopped_early else "complete", trained=trained)

@@ -10,7 +10,7 @@ import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
@@ -211,6 +211,46 @@ def get_front(session: Session, job_id: int, *, owner: str | None = None) -> lis
     return [FrontPoint.of(c) for c in rows]
 
 
+INFEASIBLE_WARNING_AFTER = 3
+"""Infeasible trials, with none feasible, after which a search says what its constraints ask for."""
+
+
+def _fixed_ms(latency: dict[str, Any]) -> float | None:
+    """The invoke+io part of a stored latency breakdown: what no architecture avoids on the device."""
+    layers: list[Any] = latency.get("layers") or [] if isinstance(latency, dict) else []
+    fixed = [float(la["ms"]) for la in layers if isinstance(la, dict) and la.get("name") == "invoke+io"]
+    return fixed[0] if fixed else None
+
+
+def infeasibility_note(session: Session, job_id: int, *, owner: str | None = None) -> str | None:
+    """What an unmeetable constraint asks for, once `INFEASIBLE_WARNING_AFTER` trials broke one and none met
+    them all: per broken constraint the closest candidate sampled (for a latency limit, its fixed invoke+io
+    part too). None otherwise."""
+    job = _job(session, job_id, owner)
+    counts = _counts(session, [job_id]).get(job_id, {})
+    if counts.get("infeasible", 0) < INFEASIBLE_WARNING_AFTER or counts.get("complete") or counts.get("stopped"):
+        return None
+    candidates = list(session.scalars(sa.select(Candidate).where(Candidate.job_id == job_id,
+                                                                 Candidate.status == "infeasible")))
+    limits = JobSpec.model_validate(job.spec).constraints
+    parts = []
+    if limits.max_latency_ms is not None and any("latency_ms" in c.violations for c in candidates):
+        fastest = min(candidates, key=lambda c: c.latency_ms)
+        fixed = _fixed_ms(fastest.latency)
+        parts.append(f"the fastest candidate sampled is {fastest.latency_ms:.3g} ms (max_latency_ms "
+                     f"{limits.max_latency_ms:g})" + (f"; {fixed:.3g} ms of it is fixed invoke+io, which no "
+                                                      "architecture avoids" if fixed is not None else ""))
+    if limits.max_params is not None and any("params" in c.violations for c in candidates):
+        parts.append(f"the smallest candidate sampled has {min(c.params for c in candidates):,} parameters "
+                     f"(max_params {limits.max_params:,})")
+    if limits.max_model_bytes is not None and any("model_bytes" in c.violations for c in candidates):
+        smallest = min(c.model_bytes_estimate for c in candidates)
+        parts.append(f"the smallest candidate sampled takes about {smallest:,} bytes as int8 (max_model_bytes "
+                     f"{limits.max_model_bytes:,})")
+    return (f"all {counts['infeasible']} trials so far broke a constraint: {'; '.join(parts)}; loosen the "
+            "constraint or the search trains nothing")
+
+
 def empty_front_reason(session: Session, job_id: int, *, owner: str | None = None) -> str:
     """Why job `job_id`'s front is empty, in one sentence: what its trials have done so far."""
     view = get_job(session, job_id, owner=owner)
@@ -221,8 +261,9 @@ def empty_front_reason(session: Session, job_id: int, *, owner: str | None = Non
     parts = [f"{counts[s]} {label}" for s, label in (("infeasible", "infeasible (broke a constraint)"),
                                                     ("stopped", "stopped early"), ("failed", "failed"))
              if counts.get(s)]
+    note = infeasibility_note(session, job_id, owner=owner)
     return (f"job {job_id}'s Pareto front is empty: none of its {finished} finished trials joined it "
-            f"({', '.join(parts) or 'none trained'})")
+            f"({', '.join(parts) or 'none trained'})" + (f"; {note}" if note else ""))
 
 
 def require_front(session: Session, job_id: int, *, owner: str | None = None) -> list[FrontPoint]:

@@ -47,16 +47,22 @@ def wait_for(db: str, query: str, timeout: float = 300.0) -> None:
     raise AssertionError(f"timed out waiting for {query}")
 
 
+ONE_DONE_ONE_RUNNING = ("SELECT count(*) FROM nas_trials WHERE state <> 'running'",
+                        "SELECT count(*) FROM nas_trials WHERE state = 'running'")
+
+
 def interrupt_search(tmp_path: Path, db: str, sig: signal.Signals, *args: str, group: bool = False,
+                     until: tuple[str, ...] = ONE_DONE_ONE_RUNNING,
                      ) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
-    """Start `nas search ARGS`, wait until one trial is done and another runs, send `sig` (to the whole process
-    group with `group`, as a terminal's Ctrl-C does) and return the finished process and the job."""
+    """Start `nas search ARGS`, wait until each query of `until` counts at least 1 (by default one trial is done
+    and another runs), send `sig` (to the whole process group with `group`, as a terminal's Ctrl-C does) and
+    return the finished process and the job."""
     env = environment(tmp_path)
     proc = subprocess.Popen([*NAS, "search", *args, "--db", db], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_for(db, "SELECT count(*) FROM nas_trials WHERE state <> 'running'")
-        wait_for(db, "SELECT count(*) FROM nas_trials WHERE state = 'running'")
+        for query in until:
+            wait_for(db, query)
         if group:
             os.killpg(proc.pid, sig)
         else:
@@ -127,14 +133,16 @@ def test_sigterm_exits_143_and_the_job_can_be_removed(tmp_path: Path) -> None:
     assert removed.returncode == 0 and "deleted job 1" in removed.stdout, removed.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.tf
 def test_ctrl_c_with_training_slots_releases_both_slots(tmp_path: Path) -> None:
     """Real training in two slot processes: the terminal's SIGINT reaches them too, and they leave the trial
-    to the search, which kills them and gives both trials back."""
+    to the search, which kills them and gives both trials back. The signal comes once both slots train (waiting
+    for a finished trial first took over 5 minutes on a loaded machine)."""
     db = f"sqlite:///{tmp_path / 'nas.db'}"
+    both_training = ("SELECT count(*) / 2 FROM nas_trials WHERE state = 'running'",)
     done, job = interrupt_search(tmp_path, db, signal.SIGINT, "--trials", "8", "--epochs", "4", "--resolution", "28",
-                                 "--concurrency", "2", group=True)
+                                 "--concurrency", "2", group=True, until=both_training)
     assert done.returncode == 130, done.stderr
     assert job["status"] == "cancelled"
     states = [t["state"] for t in trials(tmp_path, db)]

@@ -55,11 +55,13 @@ def ranking(n: int, supernet_epochs: int, seed: int, supernet_dir: Path | None =
     index, shards = shard
     archs = archs[index * len(archs) // shards:(index + 1) * len(archs) // shards]
     latencies = predict_total_ms(archs, spec.device)
-    with tempfile.TemporaryDirectory() as tmp:  # a given --supernet-dir is trained, resumed or loaded
-        start = time.perf_counter()
-        net = train_supernet(supernet_dir or Path(tmp) / "supernet", spec.space, data, training, seed)
-        supernet_s = time.perf_counter() - start
-    emit(part="supernet", epochs=supernet_epochs, seconds=round(supernet_s, 1), sandwich=2 + training.sandwich_random)
+    if supernet_dir is None:  # kept for the run, so that other shards given it can load the supernet
+        supernet_dir = Path(tempfile.mkdtemp(prefix="oneshot-ranking-")) / "supernet"
+    start = time.perf_counter()
+    net = train_supernet(supernet_dir, spec.space, data, training, seed)  # trained, resumed or loaded
+    supernet_s = time.perf_counter() - start
+    emit(part="supernet", epochs=supernet_epochs, seconds=round(supernet_s, 1), sandwich=2 + training.sandwich_random,
+         directory=str(supernet_dir))
     b = training.batch_size
     calibration = [data.x_train[i * b:(i + 1) * b] for i in range(training.calibration_batches)]
     k = training.score_images or len(data.x_test)

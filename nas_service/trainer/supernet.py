@@ -429,7 +429,8 @@ class Supernet:
         epoch = int(self.epoch.numpy())
         prefix = self.checkpoint().write(str(directory / f"epoch-{epoch}" / "ckpt"))
         tmp = directory / "latest.json.tmp"
-        tmp.write_text(json.dumps({"epoch": epoch, "prefix": prefix, **(meta or {})}))
+        relative = str(Path(prefix).relative_to(directory))  # the folder can move (artifact stores, copies)
+        tmp.write_text(json.dumps({"epoch": epoch, "prefix": relative, **(meta or {})}))
         os.replace(tmp, directory / "latest.json")
         for old in directory.glob("epoch-*"):  # keep the last two epochs
             if old.name not in (f"epoch-{epoch}", f"epoch-{epoch - 1}"):
@@ -444,7 +445,7 @@ class Supernet:
         if not latest.is_file():
             return None
         meta: dict[str, Any] = json.loads(latest.read_text())
-        self.checkpoint().read(meta["prefix"]).assert_existing_objects_matched()
+        self.checkpoint().read(str(directory / meta["prefix"])).assert_existing_objects_matched()
         return meta
 
 

@@ -3,6 +3,7 @@ one trace serves every subnet; a checkpoint restores the same subnets."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,8 @@ def test_one_trace_serves_every_candidate_and_checkpoint_restores(tmp_path: Path
     assert net.tracing_counts() == {"grad_step": 1, "apply_step": 1, "calibrate_step": 1, "predict": 1}
     net.save(tmp_path / "supernet")
 
+    shutil.move(tmp_path / "supernet", tmp_path / "moved")  # as an artifact store or a copy moves it
     again = Supernet(space, num_classes=10, resolution=RESOLUTION, seed=4)  # other initial weights
-    meta = again.restore(tmp_path / "supernet")
+    meta = again.restore(tmp_path / "moved")
     assert meta is not None and meta["epoch"] == 2 and int(again.epoch.numpy()) == 2
     assert [again.accuracy(a, [x[:16]], x, y) for a in candidates] == scores

@@ -4,7 +4,7 @@ band, and an `extrapolated` flag where the network lies outside what the calibra
 Both come from the profile's `fit` record (written by `nas latency calibrate`): `bands` holds the
 root-mean-square leave-one-out error of the calibration networks in each band (<3, 3-30, >30 ms),
 `calibrated_range` their smallest and largest MACs, their most streamed parameter bytes and every op
-type (with its fused activation) they contain.
+type and activation they contain.
 """
 
 from __future__ import annotations
@@ -25,11 +25,16 @@ def band_of(total_ms: float) -> str:
 
 
 def op_types(table: LayerTable) -> set[str]:
-    """Priced op types of a network, a fused activation other than ReLU spelled `op+activation`."""
+    """Priced op types of a network, and its activations other than ReLU, fused or not (a Keras model fuses
+    a softmax into its dense layer, its .tflite file runs it as an op of its own)."""
     kinds = table.kind
-    return {op if act in (None, "relu", "relu6") else f"{op}+{act}"
-            for op, act, k in zip(table.ops, table.activations, kinds, strict=True)
-            if k in (f.COMPUTE, f.ELEMENTWISE)}
+    types = set()
+    for op, act, k in zip(table.ops, table.activations, kinds, strict=True):
+        if k in (f.COMPUTE, f.ELEMENTWISE):
+            types.add(op)
+            if act not in (None, "relu", "relu6"):
+                types.add(str(act))
+    return types
 
 
 def network_extent(table: LayerTable, profile: DeviceProfile) -> dict[str, Any]:

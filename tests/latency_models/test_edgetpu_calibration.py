@@ -95,3 +95,17 @@ def test_calibrate_takes_a_users_csv_alone_or_with_the_published_rows(tmp_path: 
     result = runner.invoke(app, ["latency", "calibrate", str(bad), "--device", "edgetpu_usb", "--out",
                                  str(tmp_path / "x.json")])
     assert result.exit_code != 0 and "is not a positive number" in result.output + str(result.exception)
+
+
+def test_a_standalone_softmax_is_an_op_the_calibration_networks_have() -> None:
+    """A .tflite runs the softmax its Keras model fused into the dense layer as an op of its own."""
+    from latency_models.features import layer_table
+    from latency_models.uncertainty import extrapolation
+    from search_spaces.analysis import Layer
+
+    layers = (Layer("conv", "conv2d", (224, 224, 3), (112, 112, 32), kernel=3, stride=2, weights=864,
+                    macs=112 * 112 * 864 * 400),
+              Layer("pool", "mean", (112, 112, 32), (32,)),
+              Layer("fc", "fully_connected", (32,), (10,), weights=320, bias=True, macs=320),
+              Layer("softmax", "softmax", (10,), (10,)))
+    assert extrapolation(layer_table(layers), 0, load_profile("edgetpu_usb")) == ()

@@ -120,7 +120,8 @@ def test_candidate_page_and_compare(job: tuple[Any, int]) -> None:
     page.screenshot(path=str(ARTIFACTS / "dashboard-candidate.png"), full_page=True)
     page.goto(page.url.split("#")[0] + f"#/compare?ids={job_id}")
     page.wait_for_function("(document.querySelector('#compare-plot').data || []).length === 1")
-    assert page.evaluate("document.querySelector('#compare-plot').data[0].name") == f"job {job_id} (estimated accuracy)"
+    assert page.evaluate("document.querySelector('#compare-plot').data[0].name") == (
+        f"from the browser (job {job_id}) · estimated accuracy")
     page.screenshot(path=str(ARTIFACTS / "dashboard-compare.png"), full_page=True)
     page.goto(page.url.split("#")[0] + "#/jobs")
     page.wait_for_selector(f"#jobs-table tr[data-job-id='{job_id}'] .status.completed")

@@ -217,12 +217,30 @@ function paretoTraces(p) {
   ];
 }
 
-function paretoLayout(title, infeasibleStrip = true) {
+function axisRanges(latencies, accuracies) {
+  // Ranges from the data, not Plotly's autorange, which on one or two points spans accuracy up to 1.5 and
+  // latency over decades: latency (log axis) 10% either side of what is drawn, accuracy padded and kept in [0, 1].
+  const xs = latencies.filter((x) => x > 0), ys = accuracies.filter((y) => y !== null && y !== undefined);
+  const ranges = {};
+  if (xs.length) {
+    const lo = Math.min(...xs), hi = Math.max(...xs);
+    ranges.x = [Math.log10(lo / 1.1), Math.log10(hi * 1.1)];
+  }
+  if (ys.length) {
+    const lo = Math.min(...ys), hi = Math.max(...ys), pad = Math.max(0.02, 0.08 * (hi - lo));
+    ranges.y = [Math.max(0, lo - pad), Math.min(1, hi + pad)];
+  }
+  return ranges;
+}
+
+function paretoLayout(title, infeasibleStrip = true, yTitle = "accuracy", ranges = {}) {
   const layout = {
     title: { text: title }, margin: { t: 40, r: 10, b: 90, l: 60 }, hovermode: "closest", uirevision: "keep",
     xaxis: { title: { text: "latency (ms, log scale)" }, type: "log" }, legend: { orientation: "h", y: -0.25 },
-    yaxis: { title: { text: "accuracy" } },
+    yaxis: { title: { text: yTitle } },
   };
+  if (ranges.x) layout.xaxis.range = ranges.x;
+  if (ranges.y) layout.yaxis.range = ranges.y;
   if (infeasibleStrip) {
     layout.xaxis.anchor = "y2";
     layout.yaxis.domain = [0.14, 1];
@@ -233,10 +251,12 @@ function paretoLayout(title, infeasibleStrip = true) {
 }
 
 async function viewJob(jobId) {
-  show("view-job");
-  state.jobId = jobId;
+  const seq = state.routeSeq;
   const plot = $("#pareto-plot");
   const [job, points] = await Promise.all([getJson(`/jobs/${jobId}`), getJson(`/jobs/${jobId}/points`)]);
+  if (seq !== state.routeSeq) return;  // the user went elsewhere while this (poll) was on its way
+  show("view-job");  // only once the job is known: another job's page is never left showing under this id
+  state.jobId = jobId;
   window.nasTimings.pointsLoadedMs = performance.now();
   $("#job-title").textContent = `Job ${job.id}${job.name ? ` — ${job.name}` : ""}`;
   const c = job.trial_counts || {};
@@ -257,8 +277,11 @@ async function viewJob(jobId) {
   const cancel = $("#cancel-job");
   cancel.hidden = !ACTIVE.has(job.status);
   cancel.onclick = async () => { await api(`/jobs/${jobId}/cancel`, { method: "POST" }); route(); };
-  await Plotly.react(plot, paretoTraces(points), paretoLayout(`accuracy vs latency · ${points.trial.length} trials`),
-    { responsive: true, displaylogo: false });
+  const yTitle = job.estimated ? "accuracy (ESTIMATED, not trained)"
+    : oneshot ? "accuracy (one-shot scores; the front trained from scratch)" : "accuracy";
+  const trained = points.accuracy.map((a, i) => (points.feasible[i] && !(points.failed && points.failed[i]) ? a : null));
+  await Plotly.react(plot, paretoTraces(points), paretoLayout(`accuracy vs latency · ${points.trial.length} trials`,
+    true, yTitle, axisRanges(points.latency_ms, trained)), { responsive: true, displaylogo: false });
   window.nasTimings.plotRenderedMs = performance.now();
   plot.dataset.points = String(points.trial.length);
   plot.dataset.rendered = "1";
@@ -276,6 +299,7 @@ async function viewJob(jobId) {
     });
   }
   const front = await getJson(`/jobs/${jobId}/front`);
+  if (seq !== state.routeSeq) return;
   const body = $("#front-table tbody");
   body.replaceChildren();
   for (const m of front.items) {
@@ -285,6 +309,7 @@ async function viewJob(jobId) {
       el("code", m.arch)]));
   }
   await trialTable(jobId);
+  if (seq !== state.routeSeq) return;
   // Poll on the points' own status: it comes from the same snapshot as the points, so the last poll is complete.
   if (ACTIVE.has(points.status) || ACTIVE.has(job.status)) {
     state.timer = setTimeout(() => viewJob(jobId).catch(showError), POLL_MS);
@@ -345,8 +370,8 @@ function latencyBars(lat) {
 }
 
 async function viewCandidate(jobId, cid) {
-  show("view-candidate");
   const c = await getJson(`/jobs/${jobId}/candidates/${cid}`);
+  show("view-candidate");
   $("#candidate-title").textContent = `Candidate ${c.id} (job ${c.job_id})`;
   $("#candidate-arch").textContent = c.arch;
   const dl = $("#candidate-summary");
@@ -431,16 +456,31 @@ async function viewCompare(ids) {
   if (!ids.length) return;
   const [fronts, jobs] = await Promise.all([Promise.all(ids.map((id) => getJson(`/jobs/${id}/front`))),
     Promise.all(ids.map((id) => getJson(`/jobs/${id}`)))]);
+  // Legend entries by name (the id beside it); estimator jobs dotted and labelled.
+  const label = (k) => `${jobs[k].name ? `${jobs[k].name} (job ${ids[k]})` : `job ${ids[k]}`}`
+    + (jobs[k].estimated ? " · estimated accuracy" : "");
   const traces = fronts.map((f, k) => ({
-    type: "scattergl", mode: "lines+markers", name: `job ${ids[k]}${jobs[k].estimated ? " (estimated accuracy)" : ""}`,
+    type: "scattergl", mode: "lines+markers", name: label(k),
     line: { shape: "hv", dash: jobs[k].estimated ? "dot" : "solid" },
     x: f.items.map((m) => m.latency_ms), y: f.items.map((m) => m.accuracy), text: f.items.map((m) => m.arch),
     hovertemplate: "%{x:.3f} ms · %{y:.4f}<br>%{text}<extra>job " + ids[k] + "</extra>",
   }));
-  await Plotly.react($("#compare-plot"), traces, paretoLayout("Pareto fronts", false), { responsive: true, displaylogo: false });
+  const yTitle = jobs.some((j) => j.estimated) ? "accuracy (dotted: ESTIMATED, not trained)" : "accuracy";
+  const members = fronts.flatMap((f) => f.items);
+  await Plotly.react($("#compare-plot"), traces, paretoLayout("Pareto fronts", false, yTitle,
+    axisRanges(members.map((m) => m.latency_ms), members.map((m) => m.accuracy))), { responsive: true, displaylogo: false });
 }
 
 // ---------- router ----------
+
+function showMissing(parts, e) {
+  // A job or candidate the API does not give this user (absent, or another user's: the same 404): say so,
+  // instead of leaving the last page (or an empty one with live buttons) on screen.
+  show("view-missing");
+  const what = parts[2] === "candidates" ? `candidate ${parts[3]} in job ${parts[1]}` : `job ${parts[1]}`;
+  $("#missing-title").textContent = `No ${what} (or not yours)`;
+  $("#missing-detail").textContent = e.message;
+}
 
 function showError(e) {
   const main = document.querySelector(".view:not([hidden]) .error") || $("#login-error");
@@ -449,6 +489,7 @@ function showError(e) {
 
 async function route() {
   stopPolling();
+  state.routeSeq = (state.routeSeq || 0) + 1;
   const hash = location.hash || "#/jobs";
   if (!state.token && hash !== "#/login") { location.hash = "#/login"; return; }
   const [path, query] = hash.slice(1).split("?");
@@ -464,7 +505,8 @@ async function route() {
       await viewCompare(ids ? ids.split(",").map(Number).filter(Boolean) : []);
     } else await viewJobs();
   } catch (e) {
-    if (!(e instanceof ApiError && e.status === 401)) showError(e);
+    if (e instanceof ApiError && e.status === 404 && parts[0] === "jobs" && parts[1]) showMissing(parts, e);
+    else if (!(e instanceof ApiError && e.status === 401)) showError(e);
   }
 }
 

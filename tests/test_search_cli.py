@@ -236,3 +236,22 @@ def test_an_unmeetable_constraint_is_explained(db_url: str, tmp_path: Path, monk
             "ms (max_latency_ms 0.01)") in closing
     assert f"the smallest candidate sampled has {smallest:,} parameters (max_params 1,000)" in closing
     assert "┏" not in closing  # no empty table
+
+
+def test_the_closing_summary_splits_each_front_members_latency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed invoke+io, compute, streaming and CPU per front member, as the candidate page shows them: they add up
+    to the member's latency."""
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    out = nas("search", "--scorer", "estimate", "--trials", "6", "--db", db)
+    members = json.loads(nas("pareto", "1", "--json", "--db", db))
+    assert "latency split of the front members on edgetpu_usb (ms)" in out
+    header = next(line for line in out.splitlines() if "fixed invoke+io" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "#", "candidate", "latency ms", "fixed invoke+io", "compute", "streaming", "CPU"]
+    rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in out.splitlines()
+            if line.startswith("│") and len(line.split("│")) == 9]
+    assert [int(r[1]) for r in rows] == [m["candidate_id"] for m in members]
+    for rank, candidate, total, *parts in rows:
+        io, compute, streaming, cpu = map(float, parts)
+        assert io > 0.1 and compute > 0 and abs(io + compute + streaming + cpu - float(total)) <= 0.003, parts

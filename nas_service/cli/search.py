@@ -40,6 +40,18 @@ def front_table(points: list[FrontPoint], title: str) -> Table:
     return table
 
 
+def split_table(points: list[FrontPoint], splits: dict[int, dict[str, float]], device: str) -> Table:
+    """Where each front member's predicted latency goes, as the dashboard's candidate page shows it."""
+    table = Table(title=f"latency split of the front members on {device} (ms)", title_justify="left")
+    for col in ("#", "candidate", "latency ms", "fixed invoke+io", "compute", "streaming", "CPU"):
+        table.add_column(col, justify="right")
+    for rank, p in enumerate(points, 1):
+        split = splits.get(p.candidate_id, {})
+        table.add_row(str(rank), str(p.candidate_id), f"{p.latency_ms:.3f}",
+                      *(f"{split.get(part, 0.0):.3f}" for part in service.SPLIT_PARTS))
+    return table
+
+
 ORIGIN_LABELS = {"initial": "warm start", "sampler": "sampler"}
 LOCAL_USER = "local"
 """Owner of jobs started from the command line unless `--user` names another."""
@@ -207,6 +219,7 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
         front = service.get_front(session, job_id)
         knee_point = service.knee(session, job_id)
         empty = service.empty_front_reason(session, job_id) if not front else None
+        splits = service.front_latency_splits(session, job_id)
     estimated = " - accuracies ESTIMATED, not trained" if final.estimated else ""
     status = "interrupted" if caught else final.status
     title = (f"Pareto front of job {job_id}: accuracy vs {spec.device} latency ({final.trials_done} trials, "
@@ -215,6 +228,7 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
         console.print(f"{title}\n{empty}", highlight=False)
     else:
         console.print(front_table(front, title))
+        console.print(split_table(front, splits, spec.device))
     if spec.training.mode == "oneshot":
         scored = final.trial_counts.get("complete", 0)
         console.print(f"one-shot: {scored} trials scored by the supernet (fidelity oneshot); the front above is "

@@ -251,6 +251,30 @@ def infeasibility_note(session: Session, job_id: int, *, owner: str | None = Non
             "constraint or the search trains nothing")
 
 
+SPLIT_PARTS = ("invoke+io", "compute", "streaming", "cpu")
+"""Where a predicted latency goes, as the dashboard's candidate page colours it: the device's fixed invoke+io
+overhead, compute on the accelerator, parameter streaming over the host link, and ops on the host CPU."""
+
+
+def latency_split(latency: dict[str, Any]) -> dict[str, float]:
+    """A stored latency breakdown summed into `SPLIT_PARTS` (ms each; together the predicted total)."""
+    split = dict.fromkeys(SPLIT_PARTS, 0.0)
+    layers: list[Any] = latency.get("layers") or [] if isinstance(latency, dict) else []
+    for layer in layers:
+        part = ("invoke+io" if layer.get("op") == "overhead" else "cpu" if layer.get("bound") == "cpu"
+                else "streaming" if layer.get("bound") == "memory" else "compute")
+        split[part] += float(layer.get("ms", 0.0))
+    return split
+
+
+def front_latency_splits(session: Session, job_id: int, *, owner: str | None = None) -> dict[int, dict[str, float]]:
+    """`latency_split` of every front member, by candidate id."""
+    _job(session, job_id, owner)
+    rows = session.execute(sa.select(Candidate.id, Candidate.latency).where(Candidate.job_id == job_id,
+                                                                            Candidate.on_front.is_(True)))
+    return {cid: latency_split(latency) for cid, latency in rows}
+
+
 def empty_front_reason(session: Session, job_id: int, *, owner: str | None = None) -> str:
     """Why job `job_id`'s front is empty, in one sentence: what its trials have done so far."""
     view = get_job(session, job_id, owner=owner)

@@ -18,7 +18,12 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///nas.db", description="SQLAlchemy URL; SQLite file in the working "
                               "dir by default, `postgresql+psycopg://user@host/db` for workers on many machines.")
     artifacts_dir: Path = Field(default=Path("nas_artifacts"),
-                                description="Where trained models and int8 TFLite files go.")
+                                description="Scratch space of a worker's exports, and the filesystem artifact "
+                                "store's home (`<artifacts_dir>/store`).")
+    artifact_store: str | None = Field(default=None, description="Where models and uploaded datasets are kept: "
+                                       "`file` (under artifacts_dir), `db` (chunks in the database), or "
+                                       "`s3://bucket/prefix` (with the usual AWS_* variables); unset: `file` on "
+                                       "SQLite, `db` on PostgreSQL, so workers anywhere need only the database URL.")
     heartbeat_interval_s: int = Field(default=10, ge=1, description="Seconds between trial heartbeats of a worker.")
     heartbeat_grace_s: int = Field(default=30, ge=2, description="A running trial without a heartbeat for this long "
                                    "is failed and re-queued.")

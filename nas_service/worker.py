@@ -26,6 +26,7 @@ from nas_service.controller.scoring import Scorer
 from nas_service.controller.study import make_storage, quiet_optuna
 from nas_service.controller.training_process import kill_children
 from nas_service.db import make_engine, session_factory, upgrade_head
+from nas_service.db.artifacts import make_store
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.job_queue import claim_job, fail_job
 from nas_service.db.migrate import schema_lock
@@ -54,7 +55,7 @@ class Worker:
         self.engine = make_engine(self.settings.database_url, busy_timeout_s=self.settings.sqlite_busy_timeout_s)
         self.sessions = session_factory(self.engine)
         with schema_lock(self.engine):  # workers starting together must not race to create tables
-            upgrade_head(self.engine, lock=False)
+            upgrade_head(self.engine, lock=False, settings=self.settings)
             backend = make_storage(self.settings.database_url, heartbeat_interval_s=self.settings.heartbeat_interval_s,
                                    grace_s=self.settings.heartbeat_grace_s, on_stale=stale_hook(self.sessions),
                                    busy_timeout_s=self.settings.sqlite_busy_timeout_s)
@@ -63,7 +64,7 @@ class Worker:
         self.interrupted = threading.Event()
         self.ctx = RunContext(self.sessions, storage, self.settings.artifacts_dir, self.name,
                               self.settings.heartbeat_grace_s, self.scorer, self.on_trial, self.refill,
-                              self.interrupted.is_set)
+                              self.interrupted.is_set, store=make_store(self.settings, self.engine))
 
     def run(self, *, job_id: int | None = None, exit_when_idle: bool = False,
             on_idle: Callable[[], None] | None = None) -> None:

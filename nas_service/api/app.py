@@ -86,7 +86,10 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True, 
         redoc_url=None,
         max_body_size=MAX_BODY_BYTES,
     )
+    from nas_service.db.artifacts import make_store
+
     app.state.ctx = AppContext(settings=settings, engine=engine, sessions=session_factory(engine),
+                               store=make_store(settings, engine),
                                results=ResultsCache(enabled=cache_results),
                                latency=LatencyBatcher(enabled=batch_latency))
     metrics = Metrics(app.state.ctx.sessions)

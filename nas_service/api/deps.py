@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from optuna.artifacts._protocol import ArtifactStore
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -67,6 +68,7 @@ class AppContext:
     settings: Settings
     engine: sa.Engine
     sessions: sessionmaker[Session]
+    store: ArtifactStore
     token_cache: TokenCache = field(default_factory=TokenCache)
     results: ResultsCache = field(default_factory=ResultsCache)
     latency: LatencyBatcher = field(default_factory=LatencyBatcher)

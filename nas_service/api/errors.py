@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from latency_models.errors import LatencyError, ModelFileError, UnknownDeviceError
+from nas_service.db.artifacts import ArtifactCorruptError, ArtifactMissingError
 from nas_service.services.export import ExportError
 from nas_service.services.jobs import JobStateError, NotFoundError
 from nas_service.services.tokens import UserNameError
@@ -26,6 +27,8 @@ class PayloadTooLargeError(ValueError):
 
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     NotFoundError: 404,
+    ArtifactMissingError: 404,
+    ArtifactCorruptError: 409,
     JobStateError: 409,
     ExportError: 409,
     PayloadTooLargeError: 413,

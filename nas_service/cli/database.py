@@ -61,7 +61,7 @@ def migrated_engine(settings: Settings) -> Engine:
 
     with opening(settings.database_url):
         engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
-        upgrade_head(engine)
+        upgrade_head(engine, settings=settings)
     return engine
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from nas_service.cli.database import DbOpt, session_maker, settings_for
+from nas_service.cli.database import DbOpt, migrated_engine, session_maker, settings_for
 from nas_service.cli.output import make_console
 from nas_service.cli.search import ORIGIN_LABELS
 from nas_service.db.models import TRIAL_STATES
@@ -88,9 +88,13 @@ def resume_cmd(job: JobArg, run: Annotated[bool, typer.Option("--run", help="Run
 
 def rm_cmd(job: JobArg, db: DbOpt = None) -> None:
     """Delete JOB (not while queued or running) with its trials, candidates, Optuna study and int8 files."""
+    from nas_service.db import session_factory
+    from nas_service.db.artifacts import make_store
+
     settings = settings_for(db)
-    with session_maker(settings)() as session:
-        view, removed = service.remove_job(session, job, database_url=settings.database_url,
-                                           artifacts_dir=settings.artifacts_dir)
+    engine = migrated_engine(settings)
+    with session_factory(engine)() as session:
+        view, removed = service.remove_job(session, job, store=make_store(settings, engine),
+                                           database_url=settings.database_url, artifacts_dir=settings.artifacts_dir)
     make_console().print(f"deleted job {view.id} ({view.status}, {view.trials_done} trials){removed}",
                          highlight=False)

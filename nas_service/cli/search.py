@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas_service.cli.database import DbOpt, opening, session_maker, settings_for
+from nas_service.cli.database import DbOpt, migrated_engine, opening, session_maker, settings_for
 from nas_service.cli.output import make_console
 from nas_service.config import Settings
 from nas_service.services import jobs as service
@@ -338,9 +338,13 @@ def export_cmd(
     from nas_service.services.export import export_front
 
     job = int(target)
+    from nas_service.db import session_factory
+    from nas_service.db.artifacts import make_store
+
     settings = settings_for(db)
-    with session_maker(settings)() as session:
-        written = export_front(session, job, out, settings.artifacts_dir)
+    engine = migrated_engine(settings)
+    with session_factory(engine)() as session:
+        written = export_front(session, make_store(settings, engine), job, out)
     console = make_console()
     for path in written:
         console.print(f"wrote {path}", highlight=False)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.artifacts._protocol import ArtifactStore
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas_service.controller import early_stop, pareto
@@ -20,7 +21,7 @@ from nas_service.controller.rewards import reward
 from nas_service.controller.scoring import Scorer, arch_hash, make_scorer
 from nas_service.controller.study import RETRY
 from nas_service.controller.training_process import ProcessTrainScorer
-from nas_service.db import job_queue, trial_records
+from nas_service.db import artifacts, job_queue, trial_records
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.models import Candidate
 from nas_service.spec import Constraints, JobSpec
@@ -48,13 +49,6 @@ def model_bytes_estimate(analysis: Analysis) -> int:
     weights = sum(layer.weights for layer in analysis.layers)
     biases = sum(layer.out_channels for layer in analysis.layers if layer.bias or layer.batch_norm)
     return weights + 4 * biases + 300 * len(analysis.layers) + 2048
-
-
-def stored_path(written: str, artifacts_dir: Path) -> str:
-    """A written model file as its row stores it: relative to the artifacts directory, which every reader joins
-    it onto (`services.export.model_file`), whatever directory that reader runs in."""
-    path, root = Path(written).resolve(), artifacts_dir.resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def num_classes_of(dataset: str, resolution: int | None) -> int:
@@ -116,13 +110,14 @@ class TrialObjective:
     """Optuna's objective for one slot of a job (see the module docstring)."""
 
     def __init__(self, sessions: sessionmaker[Session], job_id: int, spec: JobSpec, *, worker: str,
-                 artifacts_dir: Path, scorer: Scorer | None = None,
+                 artifacts_dir: Path, store: ArtifactStore, scorer: Scorer | None = None,
                  interrupted: Callable[[], bool] = lambda: False) -> None:
         self.sessions, self.job_id, self.spec, self.worker = sessions, job_id, spec, worker
-        self.artifacts_root = artifacts_dir
         self.interrupted = interrupted
         """True once the search gives up its trials in flight: they are released and re-queued, not failed."""
         self.artifacts_dir = artifacts_dir / f"job-{job_id}"
+        """Scratch space for exports; the exported file is uploaded to `store`, then deleted here."""
+        self.store = store
         self.space = load_space(spec.space)
         self.num_classes = num_classes_of(spec.dataset, spec.resolution)
         self.scorer = scorer or slot_scorer(spec)
@@ -181,7 +176,7 @@ class TrialObjective:
         if c.violations:
             self._set_status(c, "infeasible")
             return self._settle(trial.number, c, "infeasible", error=broken_text(c.violations))
-        trained = self._train(c, arch)
+        trained = self._train(c, arch, trial)
         trial.set_user_attr("stopped_early", c.stopped_early)
         return self._settle(trial.number, c, "stopped" if c.stopped_early else "complete", trained=trained)
 
@@ -207,7 +202,7 @@ class TrialObjective:
             trial_records.set_candidate_status(session, c.id, status)
         c.status = status
 
-    def _train(self, c: Candidate, arch: ArchSpec) -> dict[str, object]:
+    def _train(self, c: Candidate, arch: ArchSpec, trial: optuna.Trial) -> dict[str, object]:
         """Train the candidate (asking the front each epoch whether to go on) and return its result's fields,
         also set on `c`."""
         self._set_status(c, "training")
@@ -225,6 +220,7 @@ class TrialObjective:
         try:
             score = self.scorer.score(arch, dataset=self.spec.dataset, training=self.spec.training,
                                       seed=self.spec.seed, keep_going=keep_going, artifacts_dir=self.artifacts_dir)
+            model = self._upload(Path(score.tflite_path), trial) if score.tflite_path else None
         except BaseException:
             self._set_status(c, "pending" if self.interrupted() else "failed")
             raise
@@ -232,11 +228,18 @@ class TrialObjective:
             "status": "trained", "accuracy": score.accuracy, "int8_accuracy": score.int8_accuracy,
             "epochs_trained": score.epochs, "stopped_early": score.stopped_early, "curve": score.curve,
             "train_seconds": score.seconds, "model_bytes": score.model_bytes,
-            "tflite_path": stored_path(score.tflite_path, self.artifacts_root) if score.tflite_path else None,
-            "fidelity": score.fidelity}
+            "tflite_artifact": model, "fidelity": score.fidelity}
         for key, value in result.items():
             setattr(c, key, value)
         return result
+
+    def _upload(self, path: Path, trial: optuna.Trial) -> str:
+        """The exported file into the artifact store, attached to its Optuna trial; the local copy goes."""
+        try:
+            with self.sessions() as session:
+                return artifacts.save_model(session, self.store, path, trial=trial, job_id=self.job_id)
+        finally:
+            path.unlink(missing_ok=True)
 
     def _front_2d(self) -> list[tuple[float, float]]:
         with self.sessions() as session:

@@ -29,6 +29,7 @@ from nas_service.spec import JobSpec, Training
 from search_spaces import ArchSpec, decode, load_space
 
 if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
     from sqlalchemy.orm import Session, sessionmaker
 
     from nas_service.trainer.datasets import Dataset
@@ -125,12 +126,13 @@ class OneShotScorer:
 # --- confirming the front -----------------------------------------------------------------------------------
 
 
-def confirm_front(sessions: sessionmaker[Session], job_id: int, spec: JobSpec, artifacts_root: Path) -> bool:
-    """Train from scratch every member of the one-shot front that no worker has claimed yet, then rebuild the
-    front from the confirmed candidates once none is left; True when the whole front is confirmed."""
+def confirm_front(sessions: sessionmaker[Session], job_id: int, spec: JobSpec, artifacts_root: Path,
+                  store: ArtifactStore) -> bool:
+    """Train from scratch every member of the one-shot front that no worker has claimed yet (its int8 model into
+    the artifact store), then rebuild the front from the confirmed candidates once none is left; True when the
+    whole front is confirmed."""
     from nas_service.controller import pareto
-    from nas_service.controller.objective import stored_path
-    from nas_service.db import trial_records
+    from nas_service.db import artifacts, trial_records
 
     artifacts_dir = artifacts_root / f"job-{job_id}"
 
@@ -156,10 +158,16 @@ def confirm_front(sessions: sessionmaker[Session], job_id: int, spec: JobSpec, a
                 trial_records.release_confirmation(session, candidate_id)
             raise
         with sessions() as session:
+            model = None
+            if score.tflite_path:
+                path = Path(score.tflite_path)
+                with open(path, "rb") as body:
+                    model = artifacts.save_stream(session, store, body, kind="model", filename=path.name,
+                                                  job_id=job_id).id
+                path.unlink(missing_ok=True)
             trial_records.record_confirmation(session, candidate_id, {
                 "accuracy": score.accuracy, "int8_accuracy": score.int8_accuracy, "epochs_trained": score.epochs,
-                "curve": score.curve, "train_seconds": score.seconds,
-                "tflite_path": stored_path(score.tflite_path, artifacts_root) if score.tflite_path else None,
+                "curve": score.curve, "train_seconds": score.seconds, "tflite_artifact": model,
                 "model_bytes": score.model_bytes})
     def choose(confirmed: list[Any]) -> set[int]:
         front = pareto.Front(pareto.Point(c.id, objectives_of(spec, c)) for c in confirmed if not c.violations)

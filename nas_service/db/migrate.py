@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from nas_service.config import Settings
 
 VERSION_TABLE = "nas_alembic_version"
 TABLE_PREFIX = "nas_"
@@ -33,7 +36,7 @@ def migrations_dir() -> Path:
     raise FileNotFoundError(f"no Alembic environment (migrations/env.py) beside or inside {package}")
 
 
-def alembic_config(connection: sa.Connection | None = None) -> Any:
+def alembic_config(connection: sa.Connection | None = None, settings: Settings | None = None) -> Any:
     import sys
 
     from alembic.config import Config
@@ -44,6 +47,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
         config.attributes["connection"] = connection
+    if settings is not None:  # migrations that move files read where they are and where they go (0004)
+        config.attributes["settings"] = settings
     return config
 
 
@@ -88,13 +93,14 @@ def _file_lock(database: str | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def upgrade_head(engine: sa.Engine, *, lock: bool = True) -> None:
+def upgrade_head(engine: sa.Engine, *, lock: bool = True, settings: Settings | None = None) -> None:
     """Bring the service's tables to the newest revision; a no-op when they already are. `lock=False`
-    when the caller already holds `schema_lock`."""
+    when the caller already holds `schema_lock`; `settings` name the artifact store and directory a data
+    migration uses (default: `Settings()` from the environment)."""
     from alembic import command
 
     with schema_lock(engine) if lock else nullcontext(), engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "head")
+        command.upgrade(alembic_config(conn, settings), "head")
 
 
 def check(engine: sa.Engine) -> None:

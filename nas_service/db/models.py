@@ -88,7 +88,8 @@ class Candidate(Base):
     curve: Mapped[list[Any]] = mapped_column(default=list)
     train_seconds: Mapped[float | None]
     model_path: Mapped[str | None] = mapped_column(sa.Text)
-    tflite_path: Mapped[str | None] = mapped_column(sa.Text)
+    tflite_artifact: Mapped[str | None] = mapped_column(sa.ForeignKey("nas_artifacts.id", ondelete="SET NULL"))
+    """The int8 TFLite file's artifact (`Artifact.id`, the Optuna artifact id), once trained and exported."""
     model_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     on_front: Mapped[bool] = mapped_column(default=False)
     origin: Mapped[str] = mapped_column(sa.String(16), default="sampler", server_default="sampler")
@@ -136,3 +137,34 @@ class Trial(Base):
         sa.Index("ix_nas_trials_job_state", "job_id", "state"),
         sa.CheckConstraint(f"state IN {TRIAL_STATES!r}", name="state"),
     )
+
+
+ARTIFACT_KINDS = ("model", "dataset")
+
+
+class Artifact(Base):
+    """A file in the artifact store (`services.artifacts`): the store holds the bytes under `id`, this row what a
+    reader checks them against. A row exists only once the whole file is in the store."""
+
+    __tablename__ = "nas_artifacts"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("nas_jobs.id", ondelete="SET NULL"), index=True)
+    owner: Mapped[str | None] = mapped_column(sa.String(200), index=True)
+    filename: Mapped[str] = mapped_column(sa.String(300))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (sa.CheckConstraint(f"kind IN {ARTIFACT_KINDS!r}", name="kind"),)
+
+
+class ArtifactChunk(Base):
+    """One piece of an artifact in the database store (`db.artifact_store.DatabaseArtifactStore`)."""
+
+    __tablename__ = "nas_artifact_chunks"
+
+    artifact_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)

@@ -1,15 +1,18 @@
-"""Copy the int8 TFLite files of a job's Pareto front into a directory or a zip, with a `front.json` index."""
+"""A job's Pareto front as files: its members' int8 TFLite models, read from the artifact store and checked, with a
+`front.json` index, into a directory (`nas export --front`) or a zip streamed as it is written (`front.zip`)."""
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
 import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from optuna.artifacts._protocol import ArtifactStore
 from sqlalchemy.orm import Session
 
+from nas_service.db import artifacts
 from nas_service.services.jobs import get_front, get_job
 
 
@@ -17,12 +20,13 @@ class ExportError(ValueError):
     """A front that has no model files to export; the message says why and what to do."""
 
 
-def model_file(artifacts_dir: Path, stored: str | None) -> Path | None:
-    """The file of a candidate's stored `tflite_path` (relative to the artifacts directory); None if it has none."""
-    if not stored:
-        return None
-    path = Path(stored)
-    return path if path.is_absolute() else artifacts_dir / path
+@dataclass(frozen=True)
+class FrontFile:
+    name: str
+    artifact: artifacts.ArtifactInfo
+    what: str
+    """Whose model it is, for errors: "candidate 3 of job 1"."""
+    entry: dict[str, object]
 
 
 def check_out_dir(directory: Path) -> None:
@@ -35,9 +39,18 @@ def check_out_dir(directory: Path) -> None:
             return
 
 
-def _front_files(session: Session, job_id: int, artifacts_dir: Path,
-                 owner: str | None) -> list[tuple[str, Path, dict[str, object]]]:
-    """(file name, source file, index entry) of every front member, fastest first; `ExportError` if any is missing."""
+def candidate_model(session: Session, job_id: int, candidate_id: int, *, owner: str | None = None
+                    ) -> tuple[artifacts.ArtifactInfo, str]:
+    """A candidate's int8 model artifact and whose it is; `ArtifactMissingError` naming the candidate if none."""
+    from nas_service.services.jobs import get_candidate
+
+    view = get_candidate(session, job_id, candidate_id, owner=owner)
+    what = f"candidate {candidate_id} of job {job_id}"
+    return artifacts.info(session, view.tflite_artifact, what=what), what
+
+
+def front_files(session: Session, job_id: int, *, owner: str | None = None) -> list[FrontFile]:
+    """Every front member's file (fastest first); `ExportError` if the front has none, or any member lacks one."""
     job = get_job(session, job_id, owner=owner)
     front = get_front(session, job_id, owner=owner)
     if not front:
@@ -45,44 +58,76 @@ def _front_files(session: Session, job_id: int, artifacts_dir: Path,
     if job.spec.training.scorer == "estimate":
         raise ExportError(f"job {job_id} scored its candidates with the cheap accuracy estimator: there are no "
                           "trained models to export; run the search with `--scorer train`")
-    paths = {p.candidate_id: model_file(artifacts_dir, p.tflite_path) for p in front}
-    missing = [cid for cid, path in paths.items() if path is None or not path.is_file()]
+    missing = [p.candidate_id for p in front if not p.tflite_artifact]
     if missing:
         raise ExportError(f"job {job_id}: front candidates {missing} have no int8 TFLite file (exported with "
-                          "training.export_int8, kept under the artifacts directory)")
+                          "training.export_int8)")
     files = []
     for rank, point in enumerate(front, 1):
         name = f"{rank:02d}_{point.latency_ms:.3f}ms_{point.accuracy:.4f}.tflite"
-        files.append((name, Path(str(paths[point.candidate_id])), {**point.to_dict(), "file": name}))
+        what = f"candidate {point.candidate_id} of job {job_id}"
+        files.append(FrontFile(name, artifacts.info(session, point.tflite_artifact, what=what), what,
+                               {**point.to_dict(), "file": name}))
     return files
 
 
-def _index(job_id: int, files: list[tuple[str, Path, dict[str, object]]]) -> str:
+def _index(job_id: int, files: list[FrontFile]) -> str:
     """`front.json`: the job and every member's front point with its file name."""
-    return json.dumps({"job": job_id, "front": [entry for *_, entry in files]}, indent=2)
+    return json.dumps({"job": job_id, "front": [f.entry for f in files]}, indent=2)
 
 
-def export_front(session: Session, job_id: int, out_dir: Path, artifacts_dir: Path, *,
+def export_front(session: Session, store: ArtifactStore, job_id: int, out_dir: Path, *,
                  owner: str | None = None) -> list[Path]:
-    """Write `NN_<latency>ms_<accuracy>.tflite` for every front member (fastest first) and `front.json`."""
+    """Write `NN_<latency>ms_<accuracy>.tflite` for every front member (fastest first) and `front.json`; each file is
+    checked against its hash before it takes its name."""
     check_out_dir(out_dir)
-    files = _front_files(session, job_id, artifacts_dir, owner)
+    files = front_files(session, job_id, owner=owner)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create {out_dir}: {exc.strerror}; choose another --out") from None
-    for name, source, _ in files:
-        shutil.copyfile(source, out_dir / name)
+    for f in files:
+        partial = out_dir / f".{f.name}.partial"
+        with open(partial, "wb") as out:
+            for block in artifacts.chunks(store, f.artifact, what=f.what):
+                out.write(block)
+        partial.replace(out_dir / f.name)
     (out_dir / "front.json").write_text(_index(job_id, files))
-    return [out_dir / name for name, *_ in files]
+    return [out_dir / f.name for f in files]
 
 
-def front_zip(session: Session, job_id: int, artifacts_dir: Path, *, owner: str | None = None) -> bytes:
-    """The same files as `export_front`, as one zip (the dashboard's "download front")."""
-    files = _front_files(session, job_id, artifacts_dir, owner)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, source, _ in files:
-            archive.write(source, name)
+class _Sink:
+    """A write-only, unseekable file for `zipfile` that hands on what was written since the last `take`."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def stream_front_zip(store: ArtifactStore, job_id: int, files: list[FrontFile]) -> Iterator[bytes]:
+    """The zip of `front_files`, produced piece by piece (memory does not grow with the zip). A member failing its
+    integrity check ends the stream with an error, so the download fails rather than completes corrupt."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
+        for f in files:
+            with archive.open(f.name, "w", force_zip64=True) as member:
+                for block in artifacts.chunks(store, f.artifact, what=f.what):
+                    member.write(block)
+                    yield sink.take()
         archive.writestr("front.json", _index(job_id, files))
-    return buffer.getvalue()
+    yield sink.take()

@@ -10,16 +10,20 @@ import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
 
 from nas_service.controller import pareto
+from nas_service.db import artifacts
 from nas_service.db.models import Candidate, Job, Trial
 from nas_service.services.catalog import check_names
 from nas_service.services.views import CandidateView, FrontPoint, JobView, Page, TrialView
 from nas_service.spec import JobSpec
+
+if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
 
 TRIAL_SORT_KEYS = ("number", "accuracy", "latency_ms", "params", "model_bytes", "reward", "state")
 TrialSort = Literal["number", "accuracy", "latency_ms", "params", "model_bytes", "reward", "state"]
@@ -139,13 +143,17 @@ def study_name(session: Session, job_id: int, *, owner: str | None = None) -> st
     return _job(session, job_id, owner).study_name
 
 
-def remove_job(session: Session, job_id: int, *, database_url: str, artifacts_dir: Path,
+def remove_job(session: Session, job_id: int, *, store: ArtifactStore, database_url: str, artifacts_dir: Path,
                owner: str | None = None) -> tuple[JobView, str]:
-    """`nas rm` and `DELETE /jobs/{id}`: delete a job that is not queued or running with its rows, its Optuna
-    study and its artifact folder; returns what the job was and what was removed besides its rows."""
+    """`nas rm` and `DELETE /jobs/{id}`: delete a job that is not queued or running with its rows, its models in the
+    artifact store, its Optuna study and this machine's scratch folder; returns what the job was and what was
+    removed besides its rows."""
     name = study_name(session, job_id, owner=owner)
+    ids = artifacts.job_artifacts(session, job_id)
     view = delete_job(session, job_id, owner=owner)
-    return view, remove_job_files(database_url, name, artifacts_dir / f"job-{job_id}")
+    held = artifacts.remove(session, store, ids)
+    removed = remove_job_files(database_url, name, artifacts_dir / f"job-{job_id}")
+    return view, removed + (f", {held} model file(s)" if held else "")
 
 
 def remove_job_files(database_url: str, study_name: str, artifacts: Path) -> str:
@@ -198,7 +206,7 @@ def list_trials(session: Session, job_id: int, *, owner: str | None = None, offs
 
 FRONT_COLUMNS = (Candidate.id, Candidate.arch, Candidate.accuracy, Candidate.latency_ms, Candidate.params,
                  Candidate.model_bytes, Candidate.model_bytes_estimate, Candidate.int8_accuracy,
-                 Candidate.latency_profile, Candidate.tflite_path, Candidate.origin, Candidate.cpu_ms)
+                 Candidate.latency_profile, Candidate.tflite_artifact, Candidate.origin, Candidate.cpu_ms)
 """What a `FrontPoint` reads: the analysis and latency JSON stay unloaded."""
 
 

@@ -91,7 +91,7 @@ class FrontPoint:
     model_bytes: int
     int8_accuracy: float | None
     latency_profile: str
-    tflite_path: str | None
+    tflite_artifact: str | None
     origin: str
     """`initial` (the job's warm start) or `sampler`: who first proposed this architecture."""
     cpu_fraction: float
@@ -106,7 +106,7 @@ class FrontPoint:
     def of(cls, c: Candidate) -> FrontPoint:
         # Front members are always trained, so accuracy is set.
         return cls(c.id, c.arch, c.accuracy or 0.0, c.latency_ms, c.params, c.model_bytes or c.model_bytes_estimate,
-                   c.int8_accuracy, c.latency_profile, c.tflite_path, c.origin, cpu_fraction(c),
+                   c.int8_accuracy, c.latency_profile, c.tflite_artifact, c.origin, cpu_fraction(c),
                    c.fidelity or "standalone", c.oneshot_accuracy)
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +137,7 @@ class CandidateView:
     stopped_early: bool
     curve: list[Any]
     train_seconds: float | None
-    tflite_path: str | None
+    tflite_artifact: str | None
     model_bytes: int | None
     on_front: bool
     origin: str
@@ -149,7 +149,7 @@ class CandidateView:
     def of(cls, c: Candidate, *, estimated: bool = False) -> CandidateView:
         return cls(c.id, c.job_id, c.arch, c.status, c.params, c.macs, c.model_bytes_estimate, c.analysis,
                    c.latency_ms, c.latency_profile, c.latency, c.violations, c.accuracy, c.int8_accuracy,
-                   c.epochs_trained, c.stopped_early, c.curve, c.train_seconds, c.tflite_path, c.model_bytes,
+                   c.epochs_trained, c.stopped_early, c.curve, c.train_seconds, c.tflite_artifact, c.model_bytes,
                    c.on_front, c.origin, cpu_fraction(c), estimated)
 
     def to_dict(self) -> dict[str, Any]:

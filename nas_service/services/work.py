@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import optuna
+from optuna.artifacts._protocol import ArtifactStore
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas_service.controller.batched_storage import BatchedStorage
@@ -86,6 +87,8 @@ class RunContext:
     """Refill a slot as soon as its trial ends (False: start slots in waves; only benchmarks want that)."""
     interrupted: Callable[[], bool] = lambda: False
     """True once trials in flight are to be given back rather than finished (`Worker.interrupt`)."""
+    store: ArtifactStore | None = None
+    """Where trained models go (`db.artifacts.make_store`); required to run a job."""
 
 
 def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: False) -> bool:
@@ -106,8 +109,10 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
     study = open_study(ctx.storage, study_name, spec, seed)
     if spec.initial and not study.get_trials(deepcopy=False):
         enqueue_initial(study, spec)
+    if ctx.store is None:
+        raise ValueError("RunContext.store is not set: a job needs an artifact store for its models")
     objectives = [TrialObjective(ctx.sessions, job_id, spec, worker=ctx.worker, artifacts_dir=ctx.artifacts_dir,
-                                 scorer=ctx.scorer, interrupted=ctx.interrupted)
+                                 store=ctx.store, scorer=ctx.scorer, interrupted=ctx.interrupted)
                   for _ in range(spec.training.concurrency)]
     failed = threading.Event()
 
@@ -145,7 +150,7 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
     if spec.training.mode == "oneshot" and search_over(ctx, job_id):
         from nas_service.controller.oneshot import confirm_front
 
-        confirm_front(ctx.sessions, job_id, spec, ctx.artifacts_dir)
+        confirm_front(ctx.sessions, job_id, spec, ctx.artifacts_dir, ctx.store)
     if stop():
         return False
     with ctx.sessions() as session:

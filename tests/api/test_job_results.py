@@ -154,6 +154,7 @@ def test_front_zip_holds_every_member_file_and_the_index(tmp_path_factory: pytes
 
     from nas_service.controller.scoring import EstimateScorer
     from nas_service.db import Candidate
+    from nas_service.db.artifacts import save_stream
 
     root = tmp_path_factory.mktemp("zip")
     for api in make_api(f"sqlite:///{root / 'nas.db'}", root / "artifacts"):
@@ -163,9 +164,9 @@ def test_front_zip_holds_every_member_file_and_the_index(tmp_path_factory: pytes
         worker.run(exit_when_idle=True)
         with worker.sessions() as session:
             for c in session.scalars(sa.select(Candidate).where(Candidate.on_front.is_(True))):
-                path = root / f"{c.id}.tflite"
-                path.write_bytes(b"\0\0\0\0TFL3" + bytes([c.id]))
-                c.tflite_path = str(path)
+                saved = save_stream(session, worker.ctx.store, io.BytesIO(b"\0\0\0\0TFL3" + bytes([c.id])),
+                                    kind="model", filename=f"{c.id}.tflite", job_id=job["id"])
+                c.tflite_artifact = saved.id
             session.commit()
         worker.close()
         response = api.client.get(f"/api/v1/jobs/{job['id']}/front.zip", headers=api.alice)

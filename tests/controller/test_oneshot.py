@@ -67,6 +67,8 @@ def _confirmations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Candidate]:
     from sqlalchemy.orm import Session
 
+    from nas_service.db.artifacts import chunks, info, make_store
+
     engine = sa.create_engine(settings.database_url)
     with Session(engine) as session:
         job = session.get(Job, job_id)
@@ -82,10 +84,15 @@ def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Ca
             Candidate.job_id == job_id, Candidate.fidelity.in_(("confirming",))))
     engine.dispose()
     assert pending == 0 and front and set(c.id for c in front) <= set(c.id for c in confirmed)
-    for c in confirmed:
-        assert c.oneshot_accuracy is not None and c.accuracy is not None and c.int8_accuracy is not None
-        assert c.tflite_path and (settings.artifacts_dir / c.tflite_path).is_file()
-        assert counts[c.arch] == 1  # trained from scratch once, whoever asked
+    engine = sa.create_engine(settings.database_url)
+    store = make_store(settings, engine)
+    with Session(engine) as session:
+        for c in confirmed:
+            assert c.oneshot_accuracy is not None and c.accuracy is not None and c.int8_accuracy is not None
+            assert c.tflite_artifact  # its model, read back from the store and checked
+            assert b"".join(chunks(store, info(session, c.tflite_artifact, what="c"), what="c"))[4:8] == b"TFL3"
+            assert counts[c.arch] == 1  # trained from scratch once, whoever asked
+    engine.dispose()
     assert sum(counts.values()) == len(confirmed)
     supernet = settings.artifacts_dir / f"job-{job_id}" / "supernet" / "latest.json"
     assert json.loads(supernet.read_text())["epoch"] == 1

@@ -5,10 +5,11 @@ A job owned by another user answers 404, exactly like a job that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from nas_service.api.datasets import api_job_spec
@@ -42,12 +43,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descript
 
 
 def _front_point(point: FrontPoint) -> FrontPointOut:
-    return FrontPointOut.model_validate({**point.to_dict(), "has_tflite": bool(point.tflite_path)})
+    return FrontPointOut.model_validate({**point.to_dict(), "has_tflite": bool(point.tflite_artifact)})
 
 
 def _candidate(view: CandidateView, layers: bool) -> CandidateOut:
     data = view.to_dict()
-    data["has_tflite"] = bool(view.tflite_path)
+    data["has_tflite"] = bool(view.tflite_artifact)
     data["latency_interval_pct"] = view.latency.get("interval_pct")  # absent in rows priced before intervals
     data["latency_extrapolated"] = bool(view.latency.get("extrapolated", False))
     data["latency_extrapolation"] = view.latency.get("extrapolation", [])
@@ -95,7 +96,7 @@ def cancel_job(job_id: JobId, user: User, session: DbSession) -> JobOut:
 def delete_job(job_id: JobId, user: User, session: DbSession, ctx: Ctx) -> Response:
     """Delete one of your jobs that is not queued or running, with its trials, candidates, Optuna study and
     int8 files (as `nas rm`)."""
-    service.remove_job(session, job_id, owner=user, database_url=ctx.settings.database_url,
+    service.remove_job(session, job_id, owner=user, store=ctx.store, database_url=ctx.settings.database_url,
                        artifacts_dir=ctx.settings.artifacts_dir)
     ctx.results.forget_job(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -185,29 +186,39 @@ def get_candidate(job_id: JobId, candidate_id: CandidateId, user: User, session:
     return _candidate(service.get_candidate(session, job_id, candidate_id, owner=user), layers)
 
 
-@router.get("/{job_id}/front.zip", response_class=Response, responses={
+@router.get("/{job_id}/front.zip", response_class=StreamingResponse, responses={
     **NOT_FOUND, 200: {"content": {"application/zip": {}}, "description": "Every front member's int8 TFLite file, "
                                                                           "fastest first, and front.json."},
     409: {"model": ErrorOut, "description": "No front yet, an estimator job (nothing trained) or missing files."}})
-def download_front(job_id: JobId, user: User, session: DbSession, ctx: Ctx) -> Response:
-    """The job's whole Pareto front as a zip: `NN_<latency>ms_<accuracy>.tflite` files and `front.json`."""
-    from nas_service.services.export import front_zip
+def download_front(job_id: JobId, user: User, session: DbSession, ctx: Ctx) -> StreamingResponse:
+    """The job's whole Pareto front as a zip: `NN_<latency>ms_<accuracy>.tflite` files and `front.json`, streamed
+    from the artifact store as it is written."""
+    from nas_service.services.export import front_files, stream_front_zip
 
-    return Response(front_zip(session, job_id, ctx.settings.artifacts_dir, owner=user), media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="job{job_id}_front.zip"'})
+    files = front_files(session, job_id, owner=user)
+    return StreamingResponse(stream_front_zip(ctx.store, job_id, files), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="job{job_id}_front.zip"'})
 
 
-@router.get("/{job_id}/candidates/{candidate_id}/tflite", response_class=FileResponse,
+@router.get("/{job_id}/candidates/{candidate_id}/tflite", response_class=StreamingResponse,
             responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}},
-                                          "description": "The candidate's int8 TFLite file."}})
-def download_tflite(job_id: JobId, candidate_id: CandidateId, user: User, session: DbSession, ctx: Ctx) -> FileResponse:
-    """The candidate's int8 TFLite model."""
-    from nas_service.services.export import model_file
+                                          "description": "The candidate's int8 TFLite file, checked against its "
+                                                         "SHA-256 before the first byte is sent."},
+                       409: {"model": ErrorOut, "description": "The stored copy fails its integrity check."}})
+def download_tflite(job_id: JobId, candidate_id: CandidateId, user: User, session: DbSession,
+                    ctx: Ctx) -> StreamingResponse:
+    """The candidate's int8 TFLite model, from the artifact store."""
+    from nas_service.db.artifacts import open_checked
+    from nas_service.services.export import candidate_model
 
-    view = service.get_candidate(session, job_id, candidate_id, owner=user)
-    path = model_file(ctx.settings.artifacts_dir, view.tflite_path)
-    if path is None or not path.is_file():
-        raise service.NotFoundError(f"candidate {candidate_id} of job {job_id} has no int8 TFLite file "
-                                    "(not trained, infeasible, or exported without int8)")
-    return FileResponse(path, media_type="application/octet-stream",
-                        filename=f"job{job_id}_candidate{candidate_id}.tflite")
+    meta, what = candidate_model(session, job_id, candidate_id, owner=user)
+    copy = open_checked(ctx.store, meta, what=what)
+
+    def body() -> Iterator[bytes]:
+        with copy:
+            while block := copy.read(1 << 20):
+                yield block
+
+    return StreamingResponse(body(), media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="job{job_id}_candidate{candidate_id}.tflite"',
+        "Content-Length": str(meta.size), "X-Content-SHA256": meta.sha256})

@@ -1,0 +1,163 @@
+"""The artifact store: every backend keeps what it is given, a half-written file is never seen, every read is checked,
+and the migration moves the files that rows pointed to into the store."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from optuna.artifacts.exceptions import ArtifactNotFound
+
+from nas_service.config import Settings
+from nas_service.db import Artifact, Candidate, make_engine, session_factory, upgrade_head
+from nas_service.db.artifacts import (
+    ArtifactCorruptError,
+    ArtifactMissingError,
+    chunks,
+    info,
+    make_store,
+    open_checked,
+    save_stream,
+    store_kind,
+)
+from nas_service.db.models import ArtifactChunk
+
+BIG = os.urandom((5 << 20) // 2 + 17)  # several database chunks and a short last one
+
+
+@pytest.fixture(params=["file", "db-sqlite", "db-postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    if request.param == "db-postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'nas.db'}"
+    yield Settings(database_url=url, artifacts_dir=tmp_path / "artifacts",
+                   artifact_store="file" if request.param == "file" else "db")
+
+
+class Failing(io.RawIOBase):
+    """A body that breaks after `n` bytes, as a worker killed mid-upload does."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: memoryview) -> int:  # type: ignore[override]
+        if self.left <= 0:
+            raise ConnectionResetError("upload cut")
+        n = min(len(target), self.left)
+        target[:n] = b"x" * n
+        self.left -= n
+        return n
+
+
+def test_every_store_keeps_reads_and_removes(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    upgrade_head(engine, settings=settings)
+    store = make_store(settings, engine)
+    with session_factory(engine)() as session:
+        saved = save_stream(session, store, io.BytesIO(BIG), kind="model", filename="m.tflite")
+        assert (saved.size, saved.sha256) == (len(BIG), hashlib.sha256(BIG).hexdigest())
+        assert b"".join(chunks(store, info(session, saved.id, what="m"), what="m")) == BIG
+        with open_checked(store, saved, what="m") as copy:
+            assert copy.read() == BIG
+        empty = save_stream(session, store, io.BytesIO(b""), kind="model", filename="e")
+        assert b"".join(chunks(store, empty, what="e")) == b""
+        store.remove(saved.id)
+        with pytest.raises(ArtifactNotFound):
+            store.open_reader(saved.id)
+        with pytest.raises(ArtifactMissingError, match="candidate 7 of job 1: artifact .* is missing"):
+            list(chunks(store, saved, what="candidate 7 of job 1"))
+        with pytest.raises(ArtifactMissingError, match="candidate 8 of job 1 has no int8 TFLite file"):
+            info(session, None, what="candidate 8 of job 1")
+    engine.dispose()
+
+
+def test_a_write_cut_short_leaves_nothing(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    upgrade_head(engine, settings=settings)
+    store = make_store(settings, engine)
+    with session_factory(engine)() as session, pytest.raises(ConnectionResetError):
+        save_stream(session, store, io.BufferedReader(Failing(3 << 20)), kind="model", filename="m")
+    with session_factory(engine)() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Artifact)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(ArtifactChunk)) == 0
+    assert [p.name for p in (settings.artifacts_dir / "store").glob("*")] == []
+    engine.dispose()
+
+
+def test_a_damaged_copy_is_an_error_not_a_file(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nas.db'}", artifacts_dir=tmp_path / "a",
+                        artifact_store="db")
+    engine = make_engine(settings.database_url)
+    upgrade_head(engine, settings=settings)
+    store = make_store(settings, engine)
+    with session_factory(engine)() as session:
+        saved = save_stream(session, store, io.BytesIO(BIG), kind="model", filename="m")
+    with engine.begin() as conn:
+        conn.execute(sa.update(ArtifactChunk).where(ArtifactChunk.seq == 1).values(data=b"\0" * (1 << 20)))
+    with pytest.raises(ArtifactCorruptError, match="candidate 3 of job 2: artifact .* failed its integrity check"):
+        open_checked(store, saved, what="candidate 3 of job 2")
+    engine.dispose()
+
+
+def test_store_defaults_follow_the_database_and_bad_names_are_refused(tmp_path: Path) -> None:
+    assert store_kind(Settings(database_url="sqlite:///x.db")) == "file"
+    assert store_kind(Settings(database_url="postgresql+psycopg://u@h/db")) == "db"
+    engine = make_engine(f"sqlite:///{tmp_path / 'nas.db'}")
+    with pytest.raises(ValueError, match="NAS_ARTIFACT_STORE='ftp://x' is not a store"):
+        make_store(Settings(artifact_store="ftp://x"), engine)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migration_moves_the_files_rows_pointed_to(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of revision 0003 held a path relative to the working directory (`nas_artifacts/job-1/x.tflite`), one
+    under the artifacts directory, or an absolute one; all three move into the store, a missing file keeps none."""
+    from alembic import command
+
+    from nas_service.db.migrate import alembic_config
+
+    monkeypatch.chdir(tmp_path)
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'nas.db'}"
+    settings = Settings(database_url=url, artifacts_dir=Path("nas_artifacts"))
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+        conn.execute(sa.text("INSERT INTO nas_jobs (id, spec, status, study_name, trials_reserved, trials_done, "
+                             "created_at, updated_at) VALUES (1, '{}', 'completed', 'job-1', 0, 0, "
+                             "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        files = {1: "nas_artifacts/job-1/a.tflite", 2: "job-1/b.tflite", 3: str(tmp_path / "c.tflite"),
+                 4: "nas_artifacts/job-1/gone.tflite"}
+        for cid, stored in files.items():
+            conn.execute(sa.text(
+                "INSERT INTO nas_candidates (id, job_id, arch, arch_hash, status, params, macs, model_bytes_estimate,"
+                " analysis, latency_ms, cpu_ms, latency_profile, latency, violations, stopped_early, curve, "
+                "tflite_path, on_front, origin, created_at, updated_at) VALUES (:id, 1, 'a', :h, 'trained', 1, 1, 1,"
+                " '{}', 1.0, 0, 'p', '{}', '{}', false, '[]', :path, true, 'sampler', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"), {"id": cid, "h": f"h{cid}", "path": stored})
+    contents = {1: b"TFL3 one", 2: b"TFL3 two", 3: b"TFL3 three"}
+    for cid, data in contents.items():
+        path = Path(files[cid]) if cid != 2 else settings.artifacts_dir / files[cid]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    upgrade_head(engine, settings=settings)
+    store = make_store(settings, engine)
+    with session_factory(engine)() as session:
+        for cid, data in contents.items():
+            c = session.get(Candidate, cid)
+            assert c is not None and c.tflite_artifact
+            meta = info(session, c.tflite_artifact, what=f"candidate {cid}")
+            assert meta.sha256 == hashlib.sha256(data).hexdigest()
+            assert b"".join(chunks(store, meta, what=f"candidate {cid}")) == data
+        gone = session.get(Candidate, 4)
+        assert gone is not None and gone.tflite_artifact is None
+    engine.dispose()

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
                                        "`file` (under artifacts_dir), `db` (chunks in the database), or "
                                        "`s3://bucket/prefix` (with the usual AWS_* variables); unset: `file` on "
                                        "SQLite, `db` on PostgreSQL, so workers anywhere need only the database URL.")
+    dataset_max_bytes: int = Field(default=512 * 2**20, ge=1, description="Largest dataset one upload may be "
+                                   "(`POST /datasets`, `nas datasets upload`); 413 above it.")
+    dataset_quota_bytes: int = Field(default=2 * 2**30, ge=1, description="Total size of the datasets one user may "
+                                     "keep uploaded; 413 past it (delete some with `nas datasets rm`).")
     heartbeat_interval_s: int = Field(default=10, ge=1, description="Seconds between trial heartbeats of a worker.")
     heartbeat_grace_s: int = Field(default=30, ge=2, description="A running trial without a heartbeat for this long "
                                    "is failed and re-queued.")

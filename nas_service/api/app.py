@@ -18,7 +18,7 @@ from nas_service.api.content_type import JsonBodiesOnly
 from nas_service.api.deps import AppContext
 from nas_service.api.fastpath import CachedResultsFastPath
 from nas_service.api.metrics import Metrics, MetricsMiddleware
-from nas_service.api.routes import catalog, health, jobs, latency
+from nas_service.api.routes import catalog, datasets, health, jobs, latency
 from nas_service.config import Settings
 from nas_service.db.engine import make_engine, session_factory
 
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, cache_results: bool = True, 
                                latency=LatencyBatcher(enabled=batch_latency))
     metrics = Metrics(app.state.ctx.sessions)
     errors.install(app)
-    for module in (health, jobs, catalog, latency):
+    for module in (health, jobs, catalog, latency, datasets):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/metrics", include_in_schema=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from nas_service.services.uploads import UPLOAD
 from nas_service.spec import JobSpec, SpecError
 from nas_service.trainer.datasets import BUILTIN
 
@@ -25,7 +26,7 @@ class DatasetNotAllowedError(SpecError):
 def _allowed(data_dir: Path | None) -> str:
     paths = ("a folder or .npz file inside the server's data directory (a path relative to it)" if data_dir
              else "no server paths (the server sets no data directory, NAS_DATA_DIR)")
-    return f"expected {', '.join(BUILTIN)}, keras:NAME, tfds:NAME or {paths}"
+    return f"expected {', '.join(BUILTIN)}, keras:NAME, tfds:NAME, upload:ID (POST /datasets) or {paths}"
 
 
 def api_dataset(name: str, data_dir: Path | None) -> str:
@@ -34,7 +35,7 @@ def api_dataset(name: str, data_dir: Path | None) -> str:
     A path is resolved (symlinks followed, `..` collapsed) before it is compared with the data directory,
     so neither traversal nor a symlink pointing out of it escapes; the resolved path is what the worker reads.
     """
-    if name in BUILTIN or (NAMED_DATASET.fullmatch(name) and ".." not in name):
+    if name in BUILTIN or UPLOAD.fullmatch(name) or (NAMED_DATASET.fullmatch(name) and ".." not in name):
         return name
     if data_dir is None:
         raise DatasetNotAllowedError(f"dataset {name!r} is not allowed over the API: {_allowed(data_dir)}")

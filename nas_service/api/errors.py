@@ -17,6 +17,7 @@ from nas_service.db.artifacts import ArtifactCorruptError, ArtifactMissingError
 from nas_service.services.export import ExportError
 from nas_service.services.jobs import JobStateError, NotFoundError
 from nas_service.services.tokens import UserNameError
+from nas_service.services.uploads import DatasetTooLargeError, UploadRefusedError
 from nas_service.spec import SpecError
 from search_spaces.errors import ArchError
 
@@ -32,6 +33,8 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     JobStateError: 409,
     ExportError: 409,
     PayloadTooLargeError: 413,
+    DatasetTooLargeError: 413,
+    UploadRefusedError: 422,
     ModelFileError: 422,
     UnknownDeviceError: 422,
     LatencyError: 422,

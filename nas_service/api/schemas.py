@@ -273,3 +273,18 @@ class CandidateOut(Out):
     latency_interval_pct: float | None = Field(None, description=INTERVAL_HELP)
     latency_extrapolated: bool = Field(False, description=EXTRAPOLATED_HELP)
     latency_extrapolation: list[str] = Field(default_factory=list, description="Why the latency is extrapolated.")
+
+
+class DatasetOut(Out):
+    """An uploaded dataset; a job names it `upload:<id>`."""
+
+    id: int
+    name: str
+    format: str
+    size: int
+    sha256: str
+    classes: list[str]
+    num_classes: int
+    train_shape: list[int]
+    test_shape: list[int]
+    created_at: UtcDatetime

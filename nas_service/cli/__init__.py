@@ -7,6 +7,7 @@ import sys
 import typer
 
 from nas_service.cli.arch import arch_app
+from nas_service.cli.datasets import datasets_app
 from nas_service.cli.errors import run_cli
 from nas_service.cli.latency import latency_app
 from nas_service.cli.manage import cancel_cmd, resume_cmd, rm_cmd, trials_cmd
@@ -20,6 +21,7 @@ app = typer.Typer(help="Hardware-aware neural architecture search for edge accel
                   pretty_exceptions_enable=False)
 app.add_typer(arch_app, name="arch")
 app.add_typer(latency_app, name="latency")
+app.add_typer(datasets_app, name="datasets")
 app.command("serve")(serve)
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(tokens_app, name="tokens")

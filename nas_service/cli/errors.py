@@ -7,6 +7,7 @@ from rich.markup import escape
 
 from latency_models.errors import LatencyError
 from nas_service.cli.database import DatabaseOpenError
+from nas_service.cli.datasets import ServerError
 from nas_service.cli.output import make_console
 from nas_service.db.artifacts import ArtifactCorruptError, ArtifactMissingError
 from nas_service.services.export import ExportError
@@ -19,7 +20,8 @@ from search_spaces.errors import ArchError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, DatasetError, TrainingError, FileNotFoundError,
                                               SpecError, NotFoundError, JobStateError, ExportError, UserNameError,
-                                              DatabaseOpenError, ArtifactMissingError, ArtifactCorruptError)
+                                              DatabaseOpenError, ArtifactMissingError, ArtifactCorruptError,
+                                              ServerError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 
 err_console = make_console(stderr=True)

@@ -168,3 +168,22 @@ class ArtifactChunk(Base):
     artifact_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class UploadedDataset(Base):
+    """A dataset a user uploaded (`POST /datasets`), validated as `nas search` validates one; jobs name it
+    `upload:<id>` and workers read it from the artifact store."""
+
+    __tablename__ = "nas_datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(200), index=True)
+    name: Mapped[str] = mapped_column(sa.String(300))
+    format: Mapped[str] = mapped_column(sa.String(8))
+    artifact_id: Mapped[str] = mapped_column(sa.ForeignKey("nas_artifacts.id"))
+    classes: Mapped[list[Any]]
+    train_shape: Mapped[list[Any]]
+    test_shape: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (sa.CheckConstraint("format IN ('npz', 'zip')", name="format"),)

@@ -33,6 +33,7 @@ from nas_service.controller.training_process import close_scorer
 from nas_service.db import job_queue, trial_records
 from nas_service.db.engine import is_connection_lost
 from nas_service.db.models import Job
+from nas_service.services import uploads
 from nas_service.services.catalog import check_names, initial_params
 from nas_service.services.views import TrialView
 from nas_service.spec import JobSpec
@@ -105,6 +106,9 @@ def run_job(ctx: RunContext, job_id: int, *, stop: Callable[[], bool] = lambda: 
             raise LookupError(f"job {job_id} not found")
         spec = JobSpec.model_validate(job.spec)
         study_name = job.study_name
+        if ctx.store is not None:  # an uploaded dataset: a checked copy on this machine's disk
+            local = uploads.local_copy(session, ctx.store, spec.dataset, ctx.artifacts_dir / "datasets")
+            spec = spec.model_copy(update={"dataset": local})
     seed = spec.seed if ctx.worker == "local" else spec.seed + zlib.crc32(ctx.worker.encode()) % 100_003
     study = open_study(ctx.storage, study_name, spec, seed)
     if spec.initial and not study.get_trials(deepcopy=False):

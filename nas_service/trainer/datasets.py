@@ -85,6 +85,12 @@ def load_dataset(name: str, resolution: int) -> Dataset:
     return _load_cached(name, resolution)
 
 
+def read_dataset(path: Path, resolution: int) -> Dataset:
+    """A folder or `.npz` loaded and checked as `load_dataset` does, without the per-process cache (an upload
+    being checked once, then kept elsewhere)."""
+    return _load_folder(path, resolution) if path.is_dir() else _load_npz(path).resized(resolution)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, resolution: int) -> Dataset:
     path = Path(name).expanduser()

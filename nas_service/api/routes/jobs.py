@@ -62,10 +62,13 @@ def _candidate(view: CandidateView, layers: bool) -> CandidateOut:
 def create_job(spec: JobSpec, user: User, session: DbSession, ctx: Ctx) -> JobOut:
     """Queue a search job (the same spec as `nas search`); a worker runs it.
 
-    `dataset` is `digits`, `keras:NAME`, `tfds:NAME` or a folder or `.npz` file inside the server's data
-    directory (`NAS_DATA_DIR`, a path relative to it); no other server path.
+    `dataset` is `digits`, `keras:NAME`, `tfds:NAME`, `upload:ID` (one of your `POST /datasets`) or a folder or
+    `.npz` file inside the server's data directory (`NAS_DATA_DIR`, a path relative to it); no other server path.
     """
+    from nas_service.services.uploads import check_owned
+
     spec = api_job_spec(spec, ctx.settings.data_dir)
+    check_owned(session, spec.dataset, user)
     return JobOut.model_validate(service.create_job(session, spec, owner=user))
 
 

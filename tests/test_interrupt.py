@@ -90,7 +90,7 @@ SLOW_ESTIMATE = ("--scorer", "estimate", "--trials", "6", "--epochs", "4", "--co
 
 def slow_spec(tmp_path: Path) -> str:
     path = tmp_path / "slow.yaml"
-    path.write_text("training: {scorer: estimate, simulate_seconds: 4}\n")
+    path.write_text("training: {scorer: estimate, simulate_seconds: 4}\nconstraints: {max_params: null}\n")  # all train
     return str(path)
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from nas_service.cli.database import DbOpt, migrated_engine, session_maker, settings_for
-from nas_service.cli.output import make_console
+from nas_service.cli.output import VerboseOpt, make_console, native_logs_hidden
 from nas_service.cli.search import ORIGIN_LABELS
 from nas_service.db.models import TRIAL_STATES
 from nas_service.services import jobs as service
@@ -69,7 +69,7 @@ def cancel_cmd(job: JobArg, db: DbOpt = None) -> None:
 
 def resume_cmd(job: JobArg, run: Annotated[bool, typer.Option("--run", help="Run the rest in this process, as "
                                                                        "`nas search` does.")] = False,
-               db: DbOpt = None) -> None:
+               db: DbOpt = None, verbose: VerboseOpt = False) -> None:
     """Queue a cancelled, interrupted or failed JOB again; a worker (`nas worker`, `nas serve`) runs the rest of
     its budget, or this command with --run."""
     from nas_service.cli.search import run_here
@@ -79,7 +79,8 @@ def resume_cmd(job: JobArg, run: Annotated[bool, typer.Option("--run", help="Run
         view = service.resume_job(session, job)
     if run:
         make_console().print(f"job {view.id} resumed: {view.trials_done} trials kept", highlight=False)
-        run_here(settings, job, db)
+        with native_logs_hidden(verbose):
+            run_here(settings, job, db)
         return
     make_console().print(f"job {view.id} {view.status}: {view.trials_done} trials kept; start `nas worker --job "
                          f"{view.id} --exit-when-idle` or `nas serve` to run the rest (or use --run)",

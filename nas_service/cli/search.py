@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nas_service.cli.database import DbOpt, migrated_engine, opening, session_maker, settings_for
-from nas_service.cli.output import make_console
+from nas_service.cli.output import VerboseOpt, make_console, native_logs_hidden
 from nas_service.config import Settings
 from nas_service.services import jobs as service
 from nas_service.services.views import FrontPoint, TrialView
@@ -127,6 +127,7 @@ def search(
     user: Annotated[str, typer.Option(help="The job's owner: the dashboard shows it to this user's tokens.")]
     = LOCAL_USER,
     db: DbOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run a whole search in this process and print its Pareto front."""
     flags = {"space": space, "dataset": dataset, "device": device, "resolution": resolution,
@@ -151,7 +152,8 @@ def search(
     console.print(f"job [bold]{job.id}[/] of {user}: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "
                   f"device {spec.device}, scorer {spec.training.scorer}, mode {spec.training.mode}, "
                   f"database {settings.database_url}")
-    run_here(settings, job.id, db)
+    with native_logs_hidden(verbose):
+        run_here(settings, job.id, db)
 
 
 def interrupt_on_signals(worker: Worker) -> list[int]:

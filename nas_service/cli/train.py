@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas_service.cli.output import make_console
+from nas_service.cli.output import VerboseOpt, make_console, native_logs_hidden
 from nas_service.trainer.training import Budget, TrainConfig
 from search_spaces import resolve
 
@@ -41,10 +41,10 @@ def train_cmd(
     arch: ArchArg, dataset: DatasetOpt = "digits", epochs: EpochsOpt = None, seconds: SecondsOpt = None,
     seed: SeedOpt = 0, resolution: ResolutionOpt = None, batch_size: BatchOpt = 64,
     out: Annotated[Path | None, typer.Option(help="Also keep the int8 .tflite here.")] = None,
-    as_json: JsonOpt = False,
+    as_json: JsonOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """Train ARCH on a dataset and report float and int8 held-out top-1."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, native_logs_hidden(verbose):
         result, exported = _run(arch, dataset, epochs, seconds, seed, resolution, batch_size,
                                 out or Path(tmp) / "model.tflite")
         if out is None:
@@ -65,9 +65,11 @@ def export_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the int8 .tflite file.")],
     dataset: DatasetOpt = "digits", epochs: EpochsOpt = None, seconds: SecondsOpt = None, seed: SeedOpt = 0,
     resolution: ResolutionOpt = None, batch_size: BatchOpt = 64, as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Train ARCH, write it as a full-int8 .tflite and report its accuracy, ops and Edge TPU fit."""
-    result, exported = _run(arch, dataset, epochs, seconds, seed, resolution, batch_size, out)
+    with native_logs_hidden(verbose):
+        result, exported = _run(arch, dataset, epochs, seconds, seed, resolution, batch_size, out)
     if as_json:
         typer.echo(json.dumps(_summary(result, exported), indent=2))
         return

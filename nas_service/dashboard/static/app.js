@@ -105,6 +105,31 @@ async function viewJobs() {
   if (page.items.some((j) => ACTIVE.has(j.status))) state.timer = setTimeout(route, POLL_MS * 2);
 }
 
+async function viewDatasets() {
+  show("view-datasets");
+  const body = $("#datasets-table tbody");
+  const items = await getJson("/datasets");
+  body.replaceChildren();
+  for (const d of items) {
+    const remove = el("button", "Delete", { class: "delete-dataset" });
+    remove.onclick = async () => {
+      $("#dataset-error").textContent = "";
+      try { await api(`/datasets/${d.id}`, { method: "DELETE" }); await viewDatasets(); }
+      catch (e) { $("#dataset-error").textContent = e.message; }
+    };
+    const tr = row([d.id, d.name, `${d.num_classes} (${d.classes.join(", ")})`, d.train_shape.join("x"),
+      d.test_shape.join("x"), d.size, el("code", `upload:${d.id}`), remove]);
+    tr.dataset.datasetId = d.id;
+    body.append(tr);
+  }
+}
+
+async function uploadDataset(file) {
+  // The file is the raw body (the server streams it to disk), named by the query.
+  await api(`/datasets?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file,
+    headers: { "Content-Type": "application/octet-stream" } });
+}
+
 async function viewNew() {
   // The form starts from the server's job spec defaults (the README's default job): one source of defaults.
   show("view-new");
@@ -497,6 +522,7 @@ async function route() {
   try {
     if (parts[0] === "login") show("view-login");
     else if (parts[0] === "new") await viewNew();
+    else if (parts[0] === "datasets") await viewDatasets();
     else if (parts[0] === "jobs" && parts[2] === "candidates" && parts[3]) {
       await viewCandidate(Number(parts[1]), Number(parts[3]));
     } else if (parts[0] === "jobs" && parts[1]) await viewJob(Number(parts[1]));
@@ -529,6 +555,14 @@ function init() {
         body: JSON.stringify(specFromForm(ev.target)) })).json();
       location.hash = `#/jobs/${job.id}`;
     } catch (e) { $("#new-job-error").textContent = e.message; }
+  });
+  $("#dataset-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#dataset-error").textContent = "";
+    const file = $("#dataset-file").files[0];
+    if (!file) return;
+    try { await uploadDataset(file); ev.target.reset(); await viewDatasets(); }
+    catch (e) { $("#dataset-error").textContent = e.message; }
   });
   $("#compare-selected").addEventListener("click", () => {
     const ids = [...document.querySelectorAll(".compare-box:checked")].map((b) => b.value);

@@ -252,6 +252,6 @@ def test_the_closing_summary_splits_each_front_members_latency(tmp_path: Path, m
     rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in out.splitlines()
             if line.startswith("│") and len(line.split("│")) == 9]
     assert [int(r[1]) for r in rows] == [m["candidate_id"] for m in members]
-    for rank, candidate, total, *parts in rows:
+    for _rank, _candidate, total, *parts in rows:
         io, compute, streaming, cpu = map(float, parts)
         assert io > 0.1 and compute > 0 and abs(io + compute + streaming + cpu - float(total)) <= 0.003, parts

@@ -9,6 +9,7 @@ from latency_models.errors import (
     DeviceUnavailableError,
     LatencyError,
     ModelFileError,
+    NotInt8Error,
     UnknownDeviceError,
     UnmodeledOpError,
 )
@@ -26,7 +27,7 @@ from latency_models.profiles import DeviceProfile, load_profile, profile_names
 
 __all__ = [
     "CalibrationError", "DeviceProfile", "DeviceUnavailableError", "LatencyError", "LatencyEstimate",
-    "LatencyPredictor", "LayerLatency", "ModelFileError", "UnknownDeviceError", "UnmodeledOpError",
+    "LatencyPredictor", "LayerLatency", "ModelFileError", "NotInt8Error", "UnknownDeviceError", "UnmodeledOpError",
     "Segmentation", "SegmentationError", "load_profile", "predict", "predict_many", "predict_total_ms",
     "profile_names", "read_layers", "segment",
 ]

@@ -76,4 +76,5 @@ def estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
     layers = (LayerLatency("invoke", "overhead", overhead, "cpu"),
               *(LayerLatency(n, o, float(t), "cpu") for n, o, t in zip(table.names, table.ops, times.tolist(),
                                                                        strict=True)))
-    return LatencyEstimate(total, layers, 0, 0, (), table.unmodeled, profile.name, profile.version)
+    return LatencyEstimate(total, layers, 0, 0, (), table.unmodeled, profile.name, profile.version,
+                           float_ops=table.float_ops)

@@ -179,4 +179,4 @@ def _estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEstimate:
     total = float(terms.total_ms[0])
     return LatencyEstimate(total, tuple(layers), tpu_params - streamed, streamed, fallback, table.unmodeled,
                            profile.name, profile.version, uncertainty.interval_pct(total, profile),
-                           uncertainty.extrapolation(table, streamed, profile) if profile.fit else ())
+                           uncertainty.extrapolation(table, streamed, profile) if profile.fit else (), table.float_ops)

@@ -23,6 +23,14 @@ class UnmodeledOpError(LatencyError):
         self.ops = ops
 
 
+class NotInt8Error(LatencyError):
+    """Strict mode met a model that is not full-int8: the Edge TPU would run none of its float ops."""
+
+    def __init__(self, message: str, *, ops: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.ops = ops
+
+
 class CalibrationError(LatencyError):
     """A calibration CSV that cannot be fitted or validated (missing columns, no rows for the device)."""
 

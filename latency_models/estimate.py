@@ -30,6 +30,14 @@ class LatencyEstimate:
     calibration networks in its size band; None when the profile records none."""
     extrapolation: tuple[str, ...] = ()
     """Why the network lies outside the calibrated range; empty when it lies inside."""
+    float_ops: tuple[str, ...] = ()
+    """Ops computing in floating point (a .tflite that is not full-int8): an accelerator that runs only int8
+    leaves them, and everything after the first, to the host CPU, which is how they are priced."""
+
+    @property
+    def int8(self) -> bool:
+        """Whether the model is full-int8, as the Edge TPU needs."""
+        return not self.float_ops
 
     @property
     def extrapolated(self) -> bool:
@@ -56,6 +64,8 @@ class LatencyEstimate:
             "high_ms": self.high_ms,
             "extrapolated": self.extrapolated,
             "extrapolation": list(self.extrapolation),
+            "int8": self.int8,
+            "float_ops": list(self.float_ops),
             "device": self.device,
             "profile_version": self.profile_version,
             "on_chip_param_bytes": self.on_chip_param_bytes,

@@ -163,6 +163,9 @@ class LayerTable:
     """Per layer, the layers whose outputs it reads (-1: the network's input): where it can be cut."""
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """Per-profile results of the device models, so a table is priced once per profile."""
+    float_ops: tuple[str, ...] = field(default=(), compare=False)
+    """Ops that compute in floating point, as `OP (layer name)`: a model that is not full-int8. The Edge TPU
+    runs none of them (their FALLBACK is OP_FALLS_BACK, so they and all after them are priced on the CPU)."""
 
     def priced(self, key: str, price: Callable[[LayerTable], Any]) -> Any:
         """`price(self)`, computed once per `key` (a device model and profile version) while the table lives."""
@@ -217,9 +220,12 @@ def layer_table(layers: tuple[Layer, ...]) -> LayerTable:
     specs = [layer_spec(la.op, la.input_shape, la.output_shape, la.kernel, la.weights, la.bias, la.batch_norm,
                         la.activation, la.macs) for la in layers]
     input_bytes = _size(layers[0].input_shape) if layers else 0
+    rows = rows_from_specs(specs_array(specs))
+    floating = [i for i, la in enumerate(layers) if la.float_dtype]
+    rows[floating, FALLBACK] = OP_FALLS_BACK
     return LayerTable(tuple(la.name for la in layers), tuple(la.op for la in layers),
-                      tuple(la.activation for la in layers), rows_from_specs(specs_array(specs)), input_bytes,
-                      tuple(layer_inputs(layers)))
+                      tuple(la.activation for la in layers), rows, input_bytes, tuple(layer_inputs(layers)),
+                      float_ops=tuple(f"{layers[i].op} ({layers[i].name}, {layers[i].float_dtype})" for i in floating))
 
 
 @dataclass(frozen=True)

@@ -203,4 +203,4 @@ def _pipeline_estimate(table: LayerTable, profile: DeviceProfile) -> LatencyEsti
                                 "memory" if s.streamed_param_bytes else "compute") for s in cut.segments)
     return LatencyEstimate(measure, layers, sum(s.cached_param_bytes for s in cut.segments),
                            sum(s.streamed_param_bytes for s in cut.segments), cut.segments[-1].cpu_fallback_ops,
-                           table.unmodeled, profile.name, profile.version)
+                           table.unmodeled, profile.name, profile.version, float_ops=table.float_ops)

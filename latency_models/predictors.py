@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from latency_models import arch_rows, cpu, edgetpu, pipeline
-from latency_models.errors import ModelFileError, UnmodeledOpError
+from latency_models.errors import ModelFileError, NotInt8Error, UnmodeledOpError
 from latency_models.estimate import LatencyEstimate
 from latency_models.features import LayerTable, TableBatch, layer_table
-from latency_models.pipeline import Segmentation, segment_table
+from latency_models.pipeline import Segmentation, SegmentationError, segment_table
 from latency_models.profiles import PIPELINE_KIND, DeviceProfile, load_profile
 from search_spaces import ArchSpec, analyze, resolve
 from search_spaces.analysis import Layer
@@ -126,6 +126,13 @@ def predict(model: Any, device: str = "edgetpu_usb", strict: bool = False) -> La
     """Latency of `model` on `device`, with its per-layer breakdown; `strict` raises on unmodeled ops."""
     profile = load_profile(device)
     result = _KINDS[profile.kind].estimate(table_of(model), profile)
+    if strict and result.float_ops:
+        where = ("the Edge TPU runs only full-int8 models, so the host CPU would run them and everything after the "
+                 "first" if profile.kind != "cpu" else f"{device} is fitted on full-int8 models")
+        raise NotInt8Error(f"the model is not full-int8: {len(result.float_ops)} op(s) compute in floating point "
+                           f"(first {result.float_ops[0]}): {where}; convert it with full integer quantisation "
+                           "(int8 weights and activations), or predict without strict to price it as CPU "
+                           "fallback", ops=result.float_ops)
     if strict and result.unmodeled_ops:
         raise UnmodeledOpError(f"{device} cannot price op(s) {', '.join(result.unmodeled_ops)}: expected only ops "
                                "the latency model knows; predict without strict to get a lower bound",
@@ -168,5 +175,11 @@ def predict_total_ms(models: Iterable[Any], device: str = "edgetpu_usb") -> list
 
 
 def segment(model: Any, n_devices: int, device: str = "edgetpu_usb", strategy: str = "latency") -> Segmentation:
-    """Cut `model` (any form `predict` reads) into `n_devices` pipeline segments, one per Edge TPU."""
-    return segment_table(table_of(model), n_devices, load_profile(device), strategy)
+    """Cut `model` (any form `predict` reads) into `n_devices` pipeline segments, one per Edge TPU; a model that is
+    not full-int8 is refused (no Edge TPU runs its float ops, so there is nothing to split between TPUs)."""
+    table = table_of(model)
+    if table.float_ops:
+        raise SegmentationError(f"the model is not full-int8: {len(table.float_ops)} op(s) compute in floating "
+                                f"point (first {table.float_ops[0]}) and the Edge TPU runs only full-int8 models: "
+                                "convert it with full integer quantisation before cutting it into segments")
+    return segment_table(table, n_devices, load_profile(device), strategy)

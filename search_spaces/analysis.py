@@ -30,6 +30,9 @@ class Layer:
     inputs: tuple[int, ...] | None = field(default=None, compare=False)
     """Indices of the layers whose outputs this layer reads (-1: the network's input); None: the previous
     layer's alone. Where a network can be cut into segments depends on it (`latency_models.segment`)."""
+    float_dtype: str | None = field(default=None, compare=False)
+    """The floating-point type this layer computes in, when a .tflite file says so (`float32`); None: 8-bit,
+    what the service's int8 export makes and the Edge TPU needs."""
 
     @property
     def out_channels(self) -> int:

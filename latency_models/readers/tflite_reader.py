@@ -38,9 +38,28 @@ def read_tflite(model: str | Path | bytes) -> tuple[Layer, ...]:
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{where} cannot be loaded as a TFLite model: {exc}") from None
     producer = {int(t): i for i, op in enumerate(ops) for t in op["outputs"]}
-    return tuple(dataclasses.replace(_layer(op, tensors), inputs=tuple(
+    return tuple(dataclasses.replace(_layer(op, tensors), float_dtype=float_dtype(op, tensors), inputs=tuple(
         producer.get(int(t), -1) for t in op["inputs"] if int(t) in producer or int(t) in network_inputs))
         for op in ops)
+
+
+def float_dtype(op: dict[str, Any], tensors: dict[int, dict[str, Any]]) -> str | None:
+    """The floating-point type `op` computes in, or None when it works on 8-bit tensors (int32 biases and shapes
+    allowed). A QUANTIZE from a float input or a DEQUANTIZE to a float output only converts at the model's edge,
+    as an int8 model with float input and output has them: they do not make a model float."""
+    import numpy as np
+
+    def dtypes(indices: Any) -> list[Any]:
+        return [np.dtype(tensors[int(i)]["dtype"]) for i in indices if int(i) >= 0]
+
+    ins, outs = dtypes(op["inputs"]), dtypes(op["outputs"])
+    eight_bit = {np.dtype(np.int8), np.dtype(np.uint8)}
+    if op["op_name"] == "QUANTIZE" and outs and all(d in eight_bit for d in outs):
+        return None
+    if op["op_name"] == "DEQUANTIZE" and ins and all(d in eight_bit for d in ins):
+        return None
+    found = next((d for d in [*ins, *outs] if np.issubdtype(d, np.floating)), None)
+    return found.name if found is not None else None
 
 
 def _shape(tensor: dict[str, Any]) -> tuple[int, ...]:

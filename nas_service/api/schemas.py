@@ -102,6 +102,11 @@ class LatencyOut(Out):
     high_ms: float | None = Field(None, description="total_ms plus the interval.")
     extrapolated: bool = Field(False, description=EXTRAPOLATED_HELP)
     extrapolation: list[str] = Field(default_factory=list, description="Why the estimate is extrapolated.")
+    int8: bool = Field(True, description="Whether the model is full-int8, as the Edge TPU needs; false for an "
+                                         "uploaded float (or partly float) .tflite, whose float ops are priced as "
+                                         "CPU fallback.")
+    float_ops: list[str] = Field(default_factory=list, description="Ops computing in floating point: `OP (tensor, "
+                                                                   "dtype)`.")
     device: str
     profile_version: str
     on_chip_param_bytes: int

@@ -47,6 +47,10 @@ def predict_cmd(
         console.print(f"CPU fallback: {', '.join(estimate.cpu_fallback_ops)}")
     if estimate.unmodeled_ops:
         console.print(f"[yellow]not priced (total is a lower bound):[/] {', '.join(estimate.unmodeled_ops)}")
+    if estimate.float_ops:
+        console.print(f"[yellow]not full-int8:[/] {len(estimate.float_ops)} op(s) compute in floating point (first "
+                      f"{estimate.float_ops[0]}); the Edge TPU runs only full-int8 models, so they are priced as CPU "
+                      "fallback (--strict refuses the model)", highlight=False)
     if estimate.interval_pct is not None:
         console.print(f"interval {estimate.low_ms:.3f}-{estimate.high_ms:.3f} ms (± {estimate.interval_pct:.0f}%: "
                       "the leave-one-out error of calibration networks of this size)")

@@ -30,14 +30,41 @@ from nas_service.db.models import ArtifactChunk
 BIG = os.urandom((5 << 20) // 2 + 17)  # several database chunks and a short last one
 
 
-@pytest.fixture(params=["file", "db-sqlite", "db-postgres"])
+@pytest.fixture(scope="module")
+def s3_bucket() -> Iterator[str]:
+    """An S3-compatible server (moto's, in a thread) with an empty bucket; its address and credentials in the
+    AWS_* variables, where boto3 and so Optuna's `Boto3ArtifactStore` read them."""
+    pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    import boto3
+
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION")}
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
+                       "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"})
+    boto3.client("s3").create_bucket(Bucket="models")
+    try:
+        yield "models"
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(params=["file", "db-sqlite", "db-postgres", "s3"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "db-postgres":
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'nas.db'}"
-    yield Settings(database_url=url, artifacts_dir=tmp_path / "artifacts",
-                   artifact_store="file" if request.param == "file" else "db")
+    url = request.getfixturevalue("postgres_url") if request.param == "db-postgres" else \
+        f"sqlite:///{tmp_path / 'nas.db'}"
+    store = {"file": "file", "s3": None}.get(request.param, "db")
+    if request.param == "s3":
+        store = f"s3://{request.getfixturevalue('s3_bucket')}/nas/{tmp_path.name}"
+    yield Settings(database_url=url, artifacts_dir=tmp_path / "artifacts", artifact_store=store)
 
 
 class Failing(io.RawIOBase):

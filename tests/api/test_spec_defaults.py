@@ -30,8 +30,11 @@ def field(spec: dict[str, Any], dotted: str) -> Any:
     return spec
 
 
-def test_the_spec_defaults_are_the_default_job() -> None:
+def test_the_spec_defaults_are_the_default_job(tmp_path: Path) -> None:
     defaults = JobSpec().model_dump(mode="json")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_spec_file(empty) == JobSpec()  # an empty spec file is the default job
     assert {k: field(defaults, k) for k in DEFAULT_JOB} == DEFAULT_JOB
     example = load_spec_file(ROOT / "examples" / "fashion_edgetpu.yaml")
     assert example.model_copy(update={"name": None}) == JobSpec()

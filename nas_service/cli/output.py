@@ -58,7 +58,8 @@ def native_logs_hidden(verbose: bool = False) -> Iterator[None]:
 
         from nas_service.cli.errors import USER_ERRORS
 
-        keep = not isinstance(exc, (*USER_ERRORS, click.exceptions.Exit, click.ClickException))  # a bug: its log
+        expected = (*USER_ERRORS, typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException)
+        keep = not isinstance(exc, expected)  # a bug: keep its log
         raise
     finally:
         sys.stderr.flush()

@@ -57,7 +57,7 @@ LOCAL_USER = "local"
 """Owner of jobs started from the command line unless `--user` names another."""
 COUNTED_STATES = ("complete", "stopped", "infeasible", "failed", "stale")
 STATE_LABELS = {"complete": "trained", "stopped": "stopped early", "infeasible": "infeasible (not trained)",
-                "failed": "failed", "stale": "lost (worker died, retried)"}
+                "failed": "failed", "stale": "given back (worker lost or search interrupted; re-queued)"}
 
 
 def counts_line(counts: dict[str, int]) -> str:

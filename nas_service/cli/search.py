@@ -322,10 +322,15 @@ def export_cmd(
     target: Annotated[str, typer.Argument(help="A job id with --front; otherwise an architecture or reference name.")],
     out: Annotated[Path, typer.Option(help="The directory (with --front) or the .tflite file to write.")],
     front: Annotated[bool, typer.Option("--front", help="Export every member of job TARGET's Pareto front.")] = False,
+    inherited: Annotated[bool, typer.Option("--inherited", help="With --front, of a one-shot job: export each "
+                                            "member with the weights it inherits from the job's supernet (not "
+                                            "retrained).")] = False,
     db: DbOpt = None,
 ) -> None:
     """Write int8 TFLite files: `nas export JOB --front --out DIR` copies those of a job's Pareto front;
     `nas export ARCH --out FILE [--dataset D --epochs N ...]` trains one architecture and exports it."""
+    if inherited and not front:
+        raise typer.BadParameter("--inherited exports a one-shot job's front: it needs --front and a job id")
     if not front:
         from nas_service.cli.train import export_cmd as export_arch
 
@@ -337,7 +342,7 @@ def export_cmd(
         raise typer.BadParameter(f"unexpected {' '.join(ctx.args)} with --front: it takes only --out and --db")
     if not target.isdigit():
         raise typer.BadParameter(f"--front needs a job id (see `nas jobs`), got {target!r}")
-    from nas_service.services.export import export_front
+    from nas_service.services.export import export_front, export_inherited_front
 
     job = int(target)
     from nas_service.db import session_factory
@@ -346,7 +351,10 @@ def export_cmd(
     settings = settings_for(db)
     engine = migrated_engine(settings)
     with session_factory(engine)() as session:
-        written = export_front(session, make_store(settings, engine), job, out)
+        if inherited:
+            written = export_inherited_front(session, job, out, settings.artifacts_dir)
+        else:
+            written = export_front(session, make_store(settings, engine), job, out)
     console = make_console()
     for path in written:
         console.print(f"wrote {path}", highlight=False)

@@ -86,6 +86,12 @@ def train_supernet(directory: Path, space_name: str, data: Dataset, training: Tr
     return net
 
 
+def calibration_batches(data: Dataset, training: Training) -> list[Any]:
+    """The training batches every subnet's batch-norm statistics are recalibrated on (the same for all)."""
+    b = training.batch_size
+    return [data.x_train[i * b:(i + 1) * b] for i in range(min(training.calibration_batches, len(data.x_train) // b))]
+
+
 class OneShotScorer:
     """The `oneshot` scorer of a slot (see the module docstring)."""
 
@@ -112,9 +118,7 @@ class OneShotScorer:
         net, data = self.supernet(dataset=dataset, training=training, seed=seed, space=self.space,
                                   resolution=arch.resolution, artifacts_dir=artifacts_dir)
         start = time.perf_counter()
-        b = training.batch_size
-        calibration = [data.x_train[i * b:(i + 1) * b] for i in range(min(training.calibration_batches,
-                                                                            len(data.x_train) // b))]
+        calibration = calibration_batches(data, training)
         n = training.score_images or len(data.x_test)
         with self._lock:
             accuracy = net.accuracy(arch.with_classes(data.num_classes), calibration, data.x_test[:n],

@@ -131,3 +131,41 @@ def stream_front_zip(store: ArtifactStore, job_id: int, files: list[FrontFile]) 
                     yield sink.take()
         archive.writestr("front.json", _index(job_id, files))
     yield sink.take()
+
+
+def export_inherited_front(session: Session, job_id: int, out: Path, artifacts_dir: Path) -> list[Path]:
+    """Write the int8 TFLite file of every front member of a one-shot job with the weights it inherits from the
+    job's supernet (not retrained; batch-norm recalibrated), through `build_keras` and the int8 export, so a
+    user can deploy without retraining; with a `front.json` index of each file's int8 accuracy."""
+    from nas_service.controller.oneshot import SUPERNET_DIR, calibration_batches, job_data
+    from nas_service.trainer.supernet import Supernet
+    from nas_service.trainer.tflite_export import export_int8
+    from nas_service.trainer.training import KERAS_STATE
+    from search_spaces import decode, load_space
+
+    job = get_job(session, job_id)
+    spec = job.spec
+    directory = artifacts_dir / f"job-{job_id}" / SUPERNET_DIR
+    if spec.training.mode != "oneshot" or not (directory / "latest.json").is_file():
+        raise ExportError(f"job {job_id} has no supernet to inherit weights from (training.mode "
+                          f"{spec.training.mode}, nothing in {directory}); export its front without --inherited")
+    front = get_front(session, job_id)
+    if not front:
+        raise ExportError(f"job {job_id} has no Pareto front yet ({job.status}, {job.trials_done} trials done)")
+    check_out_dir(out)
+    data = job_data(spec.dataset, spec.training, spec.resolution or 32)
+    net = Supernet(load_space(spec.space), num_classes=data.num_classes, resolution=data.resolution, seed=spec.seed)
+    net.restore(directory)
+    written, index = [], []
+    for rank, point in enumerate(front, 1):
+        arch = decode(point.arch).with_classes(data.num_classes)
+        net.calibrate(arch, calibration_batches(data, spec.training))
+        path = out / f"{rank:02d}_{point.latency_ms:.3f}ms_inherited.tflite"
+        with KERAS_STATE.candidate():
+            exported = export_int8(net.to_keras(arch), data, path, seed=spec.seed)
+        written.append(path)
+        index.append({**point.to_dict(), "file": path.name, "weights": "inherited",
+                      "inherited_float_accuracy": round(exported.float_accuracy, 5),
+                      "inherited_int8_accuracy": round(exported.int8_accuracy, 5)})
+    (out / "front.json").write_text(json.dumps({"job": job_id, "front": index}, indent=2))
+    return written

@@ -129,6 +129,13 @@ def test_oneshot_search_scores_subnets_and_confirms_the_front(tmp_path: Path,
         c.latency_ms for c in front if c.id == i))
     assert all(p.fidelity == "standalone" and p.oneshot_accuracy is not None for p in points)
     assert any(columns.oneshot) and all(columns.oneshot[i] for i, f in enumerate(columns.front) if f)
+    result = CliRunner().invoke(app, ["export", "1", "--front", "--inherited", "--out", "inherited", "--db", db],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    index = json.loads((tmp_path / "inherited" / "front.json").read_text())["front"]
+    assert len(index) == len(points) and all(e["weights"] == "inherited" for e in index)
+    assert all((tmp_path / "inherited" / e["file"]).stat().st_size > 1000 for e in index)
+    assert all(0.0 <= e["inherited_int8_accuracy"] <= 1.0 for e in index)
     confirmed = {c: a for c, a in zip(columns.candidate, columns.confirmed, strict=True) if a is not None}
     assert confirmed == {p.candidate_id: p.accuracy for p in points} or set(confirmed) >= {p.candidate_id
                                                                                           for p in points}

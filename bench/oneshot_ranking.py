@@ -89,10 +89,33 @@ def summary(rows: list[dict[str, Any]], **extra: Any) -> None:
     oneshot, standalone = [r["oneshot"] for r in rows], [r["standalone"] for r in rows]
     spearman, kendall = rank_correlations(oneshot, standalone)
     emit(part="ranking", n=len(rows), spearman=round(spearman, 3), kendall=round(kendall, 3),
-         scored_per_minute=round(statistics.median(r["scored_per_minute"] for r in rows), 1),
+         scored_per_minute=round(statistics.median(rates), 1) if (rates := [r["scored_per_minute"] for r in rows
+                                                                           if "scored_per_minute" in r]) else None,
          standalone_per_minute=round(60 / statistics.mean(r["train_seconds"] for r in rows), 2),
          oneshot_median=round(statistics.median(oneshot), 4), standalone_median=round(statistics.median(standalone), 4),
          **extra)
+
+
+def rescore(rows: list[dict[str, Any]], supernet_dir: Path, supernet_epochs: int, seed: int) -> None:
+    """The ranking of earlier runs' candidates (their standalone accuracies kept) by another supernet."""
+    from nas_service.controller.oneshot import job_data, train_supernet
+    from nas_service.spec import load_spec_file
+    from search_spaces import decode
+
+    spec = load_spec_file(DEFAULT_JOB)
+    training = spec.training.model_copy(update={"mode": "oneshot", "supernet_epochs": supernet_epochs})
+    data = job_data(spec.dataset, training, spec.resolution or 28)
+    net = train_supernet(supernet_dir, spec.space, data, training, seed)
+    b, k = training.batch_size, training.score_images or len(data.x_test)
+    calibration = [data.x_train[i * b:(i + 1) * b] for i in range(training.calibration_batches)]
+    start = time.perf_counter()
+    for r in rows:
+        r["oneshot"] = round(net.accuracy(decode(r["arch"]), calibration, data.x_test[:k], data.y_test[:k]), 4)
+    per_minute = 60 * len(rows) / (time.perf_counter() - start)
+    for r in rows:
+        r["scored_per_minute"] = round(per_minute, 1)
+        emit(**{**r, "part": "candidate", "supernet": str(supernet_dir)})
+    summary(rows, supernet=str(supernet_dir))
 
 
 def hypervolume(points: list[tuple[float, float]], ref_latency: float) -> float:
@@ -162,10 +185,16 @@ def main() -> None:
     parser.add_argument("--shard", default="0/1", help="i/k: rank the i-th of k equal parts of the candidates "
                         "(k processes share the machine's cores; --combine their outputs)")
     parser.add_argument("--combine", type=Path, nargs="*", help="print the ranking of these outputs' candidates")
+    parser.add_argument("--rescore", action="store_true", help="with --combine and --supernet-dir: score their "
+                        "candidates with that supernet instead")
     args = parser.parse_args()
     if args.combine:
         rows = [json.loads(line) for f in args.combine for line in f.read_text().splitlines() if '"candidate"' in line]
-        summary(list({r["arch"]: r for r in rows}.values()))
+        unique = list({r["arch"]: r for r in rows}.values())
+        if args.rescore:
+            rescore(unique, args.supernet_dir, args.supernet_epochs, args.seed)
+        else:
+            summary(unique)
         return
     if args.n:
         index, shards = (int(v) for v in args.shard.split("/"))

@@ -7,10 +7,12 @@ it are skipped), the kernel (a centre crop of the largest, as a mask on its bord
 computes what the cropped kernel does, and a conv fed zeros in its trailing input channels computes what the
 sliced kernel does, so `to_keras` (sliced, cropped weights in `build_keras`'s model) gives the same outputs.
 
-One traced training step serves every subnet: it takes the stacked encodings of the sandwich (the largest,
-the smallest and `n` random members, BigNAS's rule) and trains the largest on the labels and the others on
-its predictions (in-place distillation). Batch-norm statistics are not kept while training: before a subnet
-is evaluated its statistics are recalibrated on a few training batches (`calibrate`), as BigNAS does.
+One traced training step (per subnet of the sandwich: its gradients are summed, then one AdamW step) serves
+every subnet. The sandwich is the largest, the smallest and `n` random members (BigNAS's rule; its ends alternate
+between the block types, so both branches train at both ends of their widths); the largest learns from the
+labels and the others from its predictions (in-place distillation). Batch-norm statistics are not kept while
+training: before a subnet is evaluated they are recalibrated on a few training batches (`calibrate`), as BigNAS
+does.
 """
 
 from __future__ import annotations
@@ -126,9 +128,9 @@ class Supernet:
 
     # --- the space -------------------------------------------------------------------------------------------
 
-    def members(self, kind: str, rng: np.random.Generator | None = None) -> ArchSpec:
-        """The `largest` member (widest, deepest, er), the `smallest` (ir) or a `random` one (each parameter
-        uniform, from `rng`)."""
+    def members(self, kind: str, rng: np.random.Generator | None = None, block_type: str | None = None) -> ArchSpec:
+        """The `largest` member (widest, deepest; er unless `block_type` says), the `smallest` (ir unless
+        `block_type` says) or a `random` one (each parameter uniform, from `rng`)."""
         params: dict[str, Any] = {}
         for name in self.space.param_names():
             if name == "resolution":
@@ -138,7 +140,8 @@ class Supernet:
                 assert rng is not None
                 params[name] = values[int(rng.integers(len(values)))]
             elif name.endswith("_type"):
-                params[name] = ("er" if kind == "largest" else "ir") if {"er", "ir"} <= set(values) else values[0]
+                wanted = block_type or ("er" if kind == "largest" else "ir")
+                params[name] = wanted if wanted in values else values[0]
             else:
                 params[name] = max(values) if kind == "largest" else min(values)  # type: ignore[type-var]
         return self.space.build(params, num_classes=self.num_classes, resolution=self.resolution)
@@ -323,12 +326,17 @@ class Supernet:
         order = rng.permutation(len(x))
         steps = len(x) // batch_size
         total, warmup = max(1, epochs * steps), max(1, steps // 2)
-        largest, smallest = self.encode(self.members("largest")), self.encode(self.members("smallest"))
+        # The ends of the sandwich alternate between the block types: widest er with narrowest ir, then widest ir
+        # with narrowest er, so that both branches are trained at both ends of their widths.
+        ends = [(self.encode(self.members("largest", block_type=big)), self.encode(self.members("smallest",
+                                                                                               block_type=small)))
+                for big, small in (("er", "ir"), ("ir", "er"))]
         eye = np.eye(self.num_classes, dtype=np.float32)
         losses = []
         for s in range(steps):
             idx = order[s * batch_size:(s + 1) * batch_size]
             images = tf.constant(scale(x[idx]))
+            largest, smallest = ends[s % 2]
             students = [smallest] + [self.encode(self.members("random", rng)) for _ in range(self._sandwich - 2)]
             loss, soft = grad_step(images, tf.constant(eye[y[idx]]), _tensors(largest))
             for enc in students:

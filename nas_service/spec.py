@@ -164,8 +164,9 @@ class JobSpec(_Strict):
     space: str = "edgetpu_small"
     dataset: DatasetName = "fashion_mnist_small"
     device: str = "edgetpu_usb"
-    resolution: int | None = Field(default=28, ge=16, le=1024,
-                                   description="Fixed input resolution; null searches the space's resolutions.")
+    resolution: int | None = Field(default=28, ge=16, le=1024, description=(
+        "Fixed input resolution; null searches the space's resolutions. When not given: 28, or the space's "
+        "smallest resolution where the space does not list 28."))
     objectives: tuple[Objective, ...] = ("accuracy", "latency_ms")
     constraints: Constraints = Constraints()
     mode: Literal["pareto", "target"] = "pareto"
@@ -178,6 +179,21 @@ class JobSpec(_Strict):
         default=("small",), max_length=100, description=(
         "Architectures evaluated first (strings or 'small' for the space's default small member), e.g. "
         "reference networks or a previous job's front: a warm start for the sampler; [] for none."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolution_of_the_space(cls, data: Any) -> Any:
+        """A spec naming only its space gets a resolution of that space (28 is not one of every space)."""
+        if not isinstance(data, dict) or "resolution" in data:
+            return data
+        from search_spaces import load_space, space_names
+
+        space = data.get("space", cls.model_fields["space"].default)
+        if space not in space_names():
+            return data  # the field's validator names it
+        allowed = [int(str(r)) for r in load_space(space).choices()["resolution"]]
+        default = cls.model_fields["resolution"].default
+        return data if default in allowed else {**data, "resolution": min(allowed)}
 
     @field_validator("space")
     @classmethod

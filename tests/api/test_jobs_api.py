@@ -70,6 +70,16 @@ def test_a_resolution_the_space_does_not_allow_is_422(api: Api) -> None:
         assert response.status_code == 201, response.text
 
 
+def test_a_spec_naming_only_its_space_gets_a_resolution_of_that_space(api: Api) -> None:
+    """The default resolution 28 is not one of `edgetpu`'s: `{"space": "edgetpu"}` was refused for a resolution
+    the user never gave."""
+    spec = {key: value for key, value in SPEC.items() if key != "resolution"}
+    for space, resolution in (("edgetpu", 32), ("edgetpu_small", 28)):
+        response = api.client.post("/api/v1/jobs", json={**spec, "space": space}, headers=api.alice)
+        assert response.status_code == 201, response.text
+        assert response.json()["spec"]["resolution"] == resolution
+
+
 def test_empty_job_has_empty_front_and_points(api: Api) -> None:
     job = api.client.post("/api/v1/jobs", json=SPEC, headers=api.alice).json()
     base = f"/api/v1/jobs/{job['id']}"

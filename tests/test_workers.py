@@ -154,7 +154,7 @@ def test_cut_database_connections_mid_job_lose_and_fail_nothing(pg: tuple[str, s
         job = jobs.create_job(session, parse_spec({
             "training": {"scorer": "estimate", "simulate_seconds": 0.4, "epochs": 2, "early_stopping": False,
                          "concurrency": slots},
-            "budget": {"trials": budget}, "constraints": {"max_params": None}, "initial": []}))
+            "budget": {"trials": budget}, "constraints": {"max_params": None}}))
 
     def done() -> int:
         with sessions() as session:

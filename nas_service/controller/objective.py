@@ -6,6 +6,7 @@ it settled is kept as a frozen `Outcome` for the caller (progress hooks, telling
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
 from nas_service.db.models import Candidate
 from nas_service.spec import Constraints, JobSpec
 from search_spaces import Analysis, ArchSpec, analyze, encode, load_space
+
+log = logging.getLogger(__name__)
 
 
 class TrialInterrupted(Exception):
@@ -121,13 +124,15 @@ class TrialObjective:
         self.space = load_space(spec.space)
         self.num_classes = num_classes_of(spec.dataset, spec.resolution)
         self.scorer = scorer or slot_scorer(spec)
+        self.trial_id = -1
+        """Optuna's id of the trial in flight, until Optuna has recorded how it ended."""
         self.current: Candidate | None = None
         """The candidate of the trial in flight, once it exists."""
         self.outcome: Outcome | None = None
         """The last trial's, once it settled."""
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        self.current, self.outcome = None, None
+        self.current, self.outcome, self.trial_id = None, None, trial._trial_id
         try:
             attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
             with self.sessions() as session:  # failed_trial: set by Optuna's retry callback on a lost trial's copy
@@ -154,6 +159,23 @@ class TrialObjective:
             return False
         retry_on_connection_loss(lambda: study.tell(outcome.number, outcome.told, skip_if_finished=True),
                                  what=f"telling Optuna the result of trial {outcome.number}")
+        return True
+
+    def taken_back(self, study: optuna.Study) -> bool:
+        """After Optuna refused to record the trial in flight: whether that is because Optuna holds it failed, its
+        heartbeat having gone stale (the database was away, say) so that another worker failed and re-queued it
+        (`stale_hook`, which also takes back any result recorded here). The late result is dropped, logged."""
+        trial_id, self.trial_id = self.trial_id, -1
+        if trial_id < 0:
+            return False
+        state = retry_on_connection_loss(lambda: study._storage.get_trial(trial_id).state,
+                                         what=f"reading the state of Optuna trial {trial_id}")
+        if state != optuna.trial.TrialState.FAIL:
+            return False
+        number = study._storage.get_trial_number_from_id(trial_id)
+        log.warning("worker %s: trial %d was taken back (heartbeat stale) and re-queued; its late result is dropped",
+                    self.worker, number)
+        self.outcome = Outcome(number, "stale", None, False)
         return True
 
     def _requeue(self, trial: optuna.Trial, reason: str) -> None:

@@ -65,18 +65,26 @@ def reserve_trial(session: Session, job_id: int) -> bool:
 
 
 def release_trial(session: Session, job_id: int, number: int, reason: str) -> bool:
-    """Mark a lost trial stale and give its budget unit back; False when its result was recorded after all
-    (then it keeps its unit and must not be re-queued). Trial row first, then the job row, as
-    `trial_records.settle_trial` does."""
+    """Mark a lost trial stale and give its budget unit back, so that its parameters are re-queued; False when
+    there is nothing to re-queue (it already failed or was released). Optuna has already failed the trial, so
+    a result its worker recorded here just before (and can no longer tell) is taken back with it, uncounted:
+    our table and Optuna's then agree. Trial row first, then the job row, as `trial_records.settle_trial` does."""
     marked = session.execute(sa.update(Trial).where(Trial.job_id == job_id, Trial.number == number,
                                                     Trial.state == "running")
                              .values(state="stale", finished_at=utcnow(), error=reason))
-    if getattr(marked, "rowcount", 0) == 0 and session.scalar(
-            sa.select(Trial.id).where(Trial.job_id == job_id, Trial.number == number)) is not None:
-        session.rollback()
-        return False
+    done = 0
+    if getattr(marked, "rowcount", 0) == 0:
+        late = session.execute(sa.update(Trial).where(Trial.job_id == job_id, Trial.number == number,
+                                                      Trial.state.in_(("complete", "stopped", "infeasible")))
+                               .values(state="stale", finished_at=utcnow(), error=f"{reason}; late result dropped"))
+        done = getattr(late, "rowcount", 0)
+        if done == 0 and session.scalar(
+                sa.select(Trial.id).where(Trial.job_id == job_id, Trial.number == number)) is not None:
+            session.rollback()
+            return False
     session.execute(sa.update(Job).where(Job.id == job_id, Job.trials_reserved > 0)
-                    .values(trials_reserved=Job.trials_reserved - 1, updated_at=utcnow()))
+                    .values(trials_reserved=Job.trials_reserved - 1, trials_done=Job.trials_done - done,
+                            updated_at=utcnow()))
     session.commit()
     return True
 

@@ -170,10 +170,14 @@ def search_over(ctx: RunContext, job_id: int) -> bool:
 
 def run_trial(study: optuna.Study, objective: TrialObjective, ctx: RunContext) -> None:
     """One trial of `objective` (its budget unit already reserved), then `ctx.on_trial` with what it recorded;
-    a result Optuna could not record because the database went away is told again once it is back."""
+    a result Optuna could not record because the database went away is told again once it is back, and one
+    it refused because another worker took the trial back meanwhile (heartbeat stale) is dropped."""
     try:
         study.optimize(objective, n_trials=1, catch=(Exception,))
+        objective.trial_id = -1  # told
     except Exception as exc:
+        if objective.taken_back(study):
+            return
         if not (is_connection_lost(exc) and objective.tell_again(study)):
             raise
     outcome = objective.outcome

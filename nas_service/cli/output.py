@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,4 +72,4 @@ def native_logs_hidden(verbose: bool = False) -> Iterator[None]:
         if keep and os.path.getsize(log.name):
             print(f"TensorFlow/LiteRT log of this command: {log.name}", file=sys.stderr)
         else:
-            os.unlink(log.name)
+            Path(log.name).unlink(missing_ok=True)  # a temp cleaner may have taken it

@@ -99,6 +99,7 @@ def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Ca
     return front
 
 
+@pytest.mark.long
 def test_oneshot_search_scores_subnets_and_confirms_the_front(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """`nas search --mode oneshot` on SQLite: the CLI says which front it prints, REST's views carry both."""
@@ -141,6 +142,7 @@ def test_oneshot_search_scores_subnets_and_confirms_the_front(tmp_path: Path,
                                                                                           for p in points}
 
 
+@pytest.mark.long
 @pytest.mark.postgres
 def test_two_workers_on_postgres_confirm_each_member_once(postgres_url: str, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,6 +173,7 @@ train_supernet(Path(sys.argv[1]), spec.space, data, spec.training, seed=0)
 """
 
 
+@pytest.mark.long
 def test_supernet_resumes_from_its_last_epoch_after_sigkill(tmp_path: Path) -> None:
     directory = tmp_path / "supernet"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -99,12 +99,20 @@ def search_over(session: Session, job_id: int) -> bool:
     job = session.get(Job, job_id)
     if job is None or job.status != "running":
         return False
-    running = session.scalar(sa.select(sa.func.count()).where(Trial.job_id == job_id, Trial.state == "running")) or 0
+    over = _spent(job) and _running(session, job_id) == 0
+    session.commit()
+    return over
+
+
+def _running(session: Session, job_id: int) -> int:
+    return session.scalar(sa.select(sa.func.count()).where(Trial.job_id == job_id, Trial.state == "running")) or 0
+
+
+def _spent(job: Job) -> bool:
+    """The job's trial budget or its time is used up."""
     deadline = utc(job.deadline)
     out_of_trials = job.trials_budget is not None and job.trials_done >= job.trials_budget
-    out_of_time = deadline is not None and utcnow() >= deadline
-    session.commit()
-    return (out_of_trials or out_of_time) and running == 0
+    return out_of_trials or (deadline is not None and utcnow() >= deadline)
 
 
 def finish_if_done(session: Session, job_id: int, grace_s: float) -> bool:
@@ -115,11 +123,8 @@ def finish_if_done(session: Session, job_id: int, grace_s: float) -> bool:
     job = session.get(Job, job_id)
     if job is None or job.status != "running":
         return True
-    running = session.scalar(sa.select(sa.func.count()).where(Trial.job_id == job_id, Trial.state == "running")) or 0
-    deadline = utc(job.deadline)
-    out_of_trials = job.trials_budget is not None and job.trials_done >= job.trials_budget
-    out_of_time = deadline is not None and utcnow() >= deadline
-    if (out_of_trials or out_of_time) and running == 0:
+    running = _running(session, job_id)
+    if _spent(job) and running == 0:
         if trial_records.confirmation_pending(session, job_id):  # a one-shot front still being trained from scratch
             session.commit()
             return False

@@ -191,7 +191,7 @@ class JobSpec(_Strict):
         space = data.get("space", cls.model_fields["space"].default)
         if space not in space_names():
             return data  # the field's validator names it
-        allowed = [int(str(r)) for r in load_space(space).choices()["resolution"]]
+        allowed = load_space(space).resolutions()
         default = cls.model_fields["resolution"].default
         return data if default in allowed else {**data, "resolution": min(allowed)}
 

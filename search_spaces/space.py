@@ -65,6 +65,10 @@ class SearchSpace:
         """Every field and its choices (one value for a fixed field), in suggestion order."""
         return dict(self.fields)
 
+    def resolutions(self) -> list[int]:
+        """The input resolutions this space lists, in its order."""
+        return [int(str(r)) for r in self.choices()["resolution"]]
+
     def param_names(self) -> tuple[str, ...]:
         """The Optuna parameter names of this space: the fields with more than one choice."""
         return tuple(name for name, values in self.fields if len(values) > 1)

@@ -85,7 +85,7 @@ def show(
 
 def _random_sizes(space: SearchSpace, resolution: int | None, max_params: int, n: int = 1000) -> dict[str, int | float]:
     """Parameter percentiles of `n` seeded random members and the share within `max_params`."""
-    res = resolution or int(min(float(v) for v in space.choices()["resolution"]))
+    res = resolution or min(space.resolutions())
     params = sorted(analyze(arch).params for arch in space.random_members(n, resolution=res))
     return {"n": n, "resolution": res, "params_p5": params[n // 20], "params_p50": params[n // 2],
             "params_p95": params[n * 19 // 20], "max_params": max_params,

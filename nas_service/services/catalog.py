@@ -58,7 +58,7 @@ def check_names(spec: JobSpec) -> None:
     space does not allow `spec.resolution`, `InitialArchError` when a warm-start architecture is not in the space."""
     if spec.space not in (spaces := space_names()):
         raise UnknownNameError("space", "search space", spec.space, spaces)
-    allowed = [int(str(r)) for r in load_space(spec.space).choices()["resolution"]]
+    allowed = load_space(spec.space).resolutions()
     if spec.resolution is not None and spec.resolution not in allowed:
         raise ResolutionError(spec.resolution, spec.space, allowed)
     if spec.device not in (devices := profile_names()):

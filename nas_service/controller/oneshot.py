@@ -133,8 +133,8 @@ class OneShotScorer:
 def confirm_front(sessions: sessionmaker[Session], job_id: int, spec: JobSpec, artifacts_root: Path,
                   store: ArtifactStore) -> bool:
     """Train from scratch every member of the one-shot front that no worker has claimed yet (its int8 model into
-    the artifact store), then rebuild the front from the confirmed candidates once none is left; True when the
-    whole front is confirmed."""
+    the artifact store, attached to the Optuna trial that scored it), then rebuild the front from the confirmed
+    candidates once none is left; True when the whole front is confirmed."""
     from nas_service.controller import pareto
     from nas_service.db import artifacts, trial_records
 
@@ -169,6 +169,7 @@ def confirm_front(sessions: sessionmaker[Session], job_id: int, spec: JobSpec, a
                     model = artifacts.save_stream(session, store, body, kind="model", filename=path.name,
                                                   job_id=job_id).id
                 path.unlink(missing_ok=True)
+                artifacts.attach_to_trial(session, model, path.name, job_id=job_id, candidate_id=candidate_id)
             trial_records.record_confirmation(session, candidate_id, {
                 "accuracy": score.accuracy, "int8_accuracy": score.int8_accuracy, "epochs_trained": score.epochs,
                 "curve": score.curve, "train_seconds": score.seconds, "tflite_artifact": model,

@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
 import optuna
 import sqlalchemy as sa
-from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts import ArtifactMeta, FileSystemArtifactStore
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 from sqlalchemy.orm import Session
 
 from nas_service.config import Settings
-from nas_service.db.models import Artifact, Candidate
+from nas_service.db.models import Artifact, Candidate, Job, Trial
 
 READ_BYTES = 1 << 20
 SPOOL_BYTES = 4 << 20
@@ -151,6 +152,33 @@ def save_model(session: Session, store: ArtifactStore, path: Path, *, trial: opt
                          size=size))
     session.commit()
     return artifact_id
+
+
+def attach_to_trial(session: Session, artifact_id: str, filename: str, *, job_id: int, candidate_id: int) -> bool:
+    """Attach a model written after its trial ended (a one-shot front member trained from scratch once the search
+    is over) to the Optuna trial that scored its candidate, as `upload_artifact` attaches one: the
+    `artifacts:<id>` system attribute that `optuna.artifacts.get_all_artifact_meta` and optuna-dashboard read.
+    Optuna's storage refuses to update a finished trial, so the row goes straight into its table (Optuna's RDB
+    schema, in the same database); the trial is the first of the job that holds the candidate without reusing it.
+    False when the job's study has no such trial."""
+    from optuna.storages._rdb import models as optuna_models
+
+    trials, studies = optuna_models.TrialModel, optuna_models.StudyModel
+    trial_id = session.scalar(
+        sa.select(trials.trial_id)
+        .join(studies, studies.study_id == trials.study_id)
+        .join(Job, Job.study_name == studies.study_name)
+        .join(Trial, sa.and_(Trial.job_id == Job.id, Trial.number == trials.number))
+        .where(Job.id == job_id, Trial.candidate_id == candidate_id)
+        .order_by(Trial.reused, Trial.number).limit(1))
+    if trial_id is None:
+        return False
+    meta = ArtifactMeta(artifact_id=artifact_id, filename=filename, mimetype="application/octet-stream", encoding=None)
+    # upload_artifact stores the JSON text of the meta as the attribute's value, which Optuna encodes as JSON again
+    session.execute(sa.insert(optuna_models.TrialSystemAttributeModel).values(
+        trial_id=trial_id, key=f"artifacts:{artifact_id}", value_json=json.dumps(json.dumps(asdict(meta)))))
+    session.commit()
+    return True
 
 
 def save_stream(session: Session, store: ArtifactStore, body: BinaryIO, *, kind: str, filename: str,

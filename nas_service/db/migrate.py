@@ -96,11 +96,25 @@ def _file_lock(database: str | None) -> Iterator[None]:
 def upgrade_head(engine: sa.Engine, *, lock: bool = True, settings: Settings | None = None) -> None:
     """Bring the service's tables to the newest revision; a no-op when they already are. `lock=False`
     when the caller already holds `schema_lock`; `settings` name the artifact store and directory a data
-    migration uses (default: `Settings()` from the environment)."""
+    migration uses (default: `Settings()` from the environment).
+
+    On SQLite, foreign keys are off while migrations run: Alembic's batch mode rebuilds a table by copying it and
+    dropping the original, and with them on, the drop fires the `ON DELETE` actions of the tables referring to it
+    (rebuilding `nas_candidates` in 0005 set every trial's `candidate_id` to NULL)."""
     from alembic import command
 
-    with schema_lock(engine) if lock else nullcontext(), engine.begin() as conn:
-        command.upgrade(alembic_config(conn, settings), "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with schema_lock(engine) if lock else nullcontext(), engine.connect() as conn:
+        if sqlite:  # see below; SQLite ignores the pragma inside a transaction
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                command.upgrade(alembic_config(conn, settings), "head")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def check(engine: sa.Engine) -> None:

@@ -92,8 +92,15 @@ def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Ca
             assert c.tflite_artifact  # its model, read back from the store and checked
             assert b"".join(chunks(store, info(session, c.tflite_artifact, what="c"), what="c"))[4:8] == b"TFL3"
             assert counts[c.arch] == 1  # trained from scratch once, whoever asked
+        study_name = session.get(Job, job_id).study_name  # type: ignore[union-attr]
     engine.dispose()
     assert sum(counts.values()) == len(confirmed)
+    import optuna  # each confirmed model is attached to the Optuna trial that scored its candidate
+
+    study = optuna.load_study(study_name=study_name, storage=settings.database_url)
+    attached = {m.artifact_id for t in study.trials for m in optuna.artifacts.get_all_artifact_meta(
+        t, storage=study._storage)}
+    assert attached == {c.tflite_artifact for c in confirmed}
     supernet = settings.artifacts_dir / f"job-{job_id}" / "supernet" / "latest.json"
     assert json.loads(supernet.read_text())["epoch"] == 1
     return front

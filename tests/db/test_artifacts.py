@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 import sqlalchemy as sa
 from optuna.artifacts.exceptions import ArtifactNotFound
@@ -135,6 +136,43 @@ def test_a_damaged_copy_is_an_error_not_a_file(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_a_model_written_after_its_trial_is_attached_to_it(tmp_path: Path) -> None:
+    """A one-shot front member's model is written once the search is over, when Optuna refuses to update its trial:
+    it is attached all the same, to the trial that scored its candidate, where Optuna's own API finds it."""
+    from nas_service.db import Trial
+    from nas_service.db.artifacts import attach_to_trial
+    from nas_service.services import jobs
+    from nas_service.spec import parse_spec
+    from nas_service.worker import Worker
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nas.db'}", artifacts_dir=tmp_path / "a")
+    worker = Worker(settings, name="w")
+    with worker.sessions() as session:
+        job = jobs.create_job(session, parse_spec({"budget": {"trials": 3}, "training": {"scorer": "estimate"},
+                                                   "sampler": "random", "initial": []}))
+    worker.run(job_id=job.id, exit_when_idle=True)
+    store = worker.ctx.store
+    assert store is not None
+    with worker.sessions() as session:
+        trial = session.scalars(sa.select(Trial).where(Trial.job_id == job.id, Trial.number == 1)).one()
+        assert trial.candidate_id is not None
+        saved = save_stream(session, store, io.BytesIO(b"TFL3 confirmed"), kind="model", filename="m.tflite",
+                            job_id=job.id)
+        assert attach_to_trial(session, saved.id, "m.tflite", job_id=job.id, candidate_id=trial.candidate_id)
+        assert not attach_to_trial(session, saved.id, "m.tflite", job_id=job.id, candidate_id=10_000)
+        study_name = jobs.study_name(session, job.id)
+    worker.close()
+    study = optuna.load_study(study_name=study_name, storage=settings.database_url)
+    with pytest.raises(RuntimeError, match="finished"):  # why the row is written directly
+        study._storage.set_trial_system_attr(study.trials[1]._trial_id, "x", 1)
+    metas = {t.number: optuna.artifacts.get_all_artifact_meta(t, storage=study._storage) for t in study.trials}
+    assert {n: [m.artifact_id for m in found] for n, found in metas.items()} == {0: [], 1: [saved.id], 2: []}
+    assert metas[1][0].filename == "m.tflite"
+    optuna.artifacts.download_artifact(artifact_store=store, artifact_id=metas[1][0].artifact_id,
+                                       file_path=str(tmp_path / "m.tflite"))
+    assert (tmp_path / "m.tflite").read_bytes() == b"TFL3 confirmed"
+
+
 def test_store_defaults_follow_the_database_and_bad_names_are_refused(tmp_path: Path) -> None:
     assert store_kind(Settings(database_url="sqlite:///x.db")) == "file"
     assert store_kind(Settings(database_url="postgresql+psycopg://u@h/db")) == "db"
@@ -171,12 +209,25 @@ def test_migration_moves_the_files_rows_pointed_to(backend: str, tmp_path: Path,
                 "tflite_path, on_front, origin, created_at, updated_at) VALUES (:id, 1, 'a', :h, 'trained', 1, 1, 1,"
                 " '{}', 1.0, 0, 'p', '{}', '{}', false, '[]', :path, true, 'sampler', CURRENT_TIMESTAMP, "
                 "CURRENT_TIMESTAMP)"), {"id": cid, "h": f"h{cid}", "path": stored})
+    # The job's Optuna study (in the same database): candidate 3 was reused by trial 1 and trained by trial 2,
+    # candidate 2 has no trial left.
+    study = optuna.create_study(storage=url, study_name="job-1", directions=["maximize", "minimize"])
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(values=[0.5, 1.0]))
+    with engine.begin() as conn:
+        for number, (cid, reused) in enumerate([(1, False), (3, True), (3, False), (4, False)]):
+            conn.execute(sa.text("INSERT INTO nas_trials (job_id, number, candidate_id, state, reused, started_at) "
+                                 "VALUES (1, :n, :c, 'complete', :r, CURRENT_TIMESTAMP)"),
+                         {"n": number, "c": cid, "r": reused})
     contents = {1: b"TFL3 one", 2: b"TFL3 two", 3: b"TFL3 three"}
     for cid, data in contents.items():
         path = Path(files[cid]) if cid != 2 else settings.artifacts_dir / files[cid]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     upgrade_head(engine, settings=settings)
+    with engine.connect() as conn:  # SQLite's rebuild of nas_candidates in 0005 once set these to NULL
+        assert conn.execute(sa.text("SELECT candidate_id FROM nas_trials ORDER BY number")).scalars().all() == \
+            [1, 3, 3, 4]
     store = make_store(settings, engine)
     with session_factory(engine)() as session:
         for cid, data in contents.items():
@@ -187,4 +238,15 @@ def test_migration_moves_the_files_rows_pointed_to(backend: str, tmp_path: Path,
             assert b"".join(chunks(store, meta, what=f"candidate {cid}")) == data
         gone = session.get(Candidate, 4)
         assert gone is not None and gone.tflite_artifact is None
+        held = {cid: session.get(Candidate, cid).tflite_artifact for cid in contents}  # type: ignore[union-attr]
     engine.dispose()
+    # Migration 0007 attached each moved model to the trial that trained its candidate, as upload_artifact does.
+    study = optuna.load_study(study_name="job-1", storage=url)
+    attached = {t.number: [(m.artifact_id, m.filename) for m in optuna.artifacts.get_all_artifact_meta(
+        t, storage=study._storage)] for t in study.trials}
+    assert attached == {0: [(held[1], "a.tflite")], 1: [], 2: [(held[3], "c.tflite")], 3: []}
+    with make_engine(url).begin() as conn:  # idempotent: running it again attaches nothing twice
+        command.downgrade(alembic_config(conn), "0006")
+        command.upgrade(alembic_config(conn), "0007")
+        assert conn.execute(sa.text("SELECT count(*) FROM trial_system_attributes WHERE key LIKE 'artifacts:%'"
+                                    )).scalar() == 2

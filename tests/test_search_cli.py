@@ -255,3 +255,42 @@ def test_the_closing_summary_splits_each_front_members_latency(tmp_path: Path, m
     for _rank, _candidate, total, *parts in rows:
         io, compute, streaming, cpu = map(float, parts)
         assert io > 0.1 and compute > 0 and abs(io + compute + streaming + cpu - float(total)) <= 0.003, parts
+
+
+def test_search_runs_on_a_dataset_uploaded_to_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """An upload lives in the server's database and store: `nas search --db` on them runs `upload:<id>` as its
+    owner (`--user`), from a checked local copy; a missing id or another user's upload is one line and no job."""
+    from nas_service.cli.errors import run_cli
+    from nas_service.config import Settings
+    from nas_service.db import make_engine, session_factory, upgrade_head
+    from nas_service.db.artifacts import make_store
+    from nas_service.services import uploads
+    from tests.api.test_uploaded_datasets import npz
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    settings = Settings(database_url=db, artifacts_dir=Path("nas_artifacts"))  # the server's, in this folder
+    engine = make_engine(db)
+    upgrade_head(engine, settings=settings)
+    (tmp_path / "upload.npz").write_bytes(npz())
+    with session_factory(engine)() as session:
+        made = uploads.add(session, make_store(settings, engine), settings, owner="alice", name="shapes.npz",
+                           path=tmp_path / "upload.npz")
+    engine.dispose()
+    (tmp_path / "upload.npz").unlink()
+    args = ("search", "--dataset", f"upload:{made.id}", "--scorer", "estimate", "--trials", "3", "--resolution",
+            "32", "--db", db)
+    for extra, expected in {(): "is alice's, not local's: a job may use only its owner's uploads; add --user alice",
+                            ("--dataset", "upload:99"): "dataset 'upload:99' not found in database"}.items():
+        monkeypatch.setattr("sys.argv", ["nas", *args, *extra])
+        assert run_cli(app) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert json.loads(nas("jobs", "--json", "--db", db)) == []
+    out = nas(*args, "--user", "alice")
+    assert f"dataset upload:{made.id}" in out and "Pareto front of job 1" in out
+    job = json.loads(nas("jobs", "--json", "--db", db))[0]
+    assert (job["owner"], job["status"], job["spec"]["dataset"]) == ("alice", "completed", f"upload:{made.id}")
+    copies = list((tmp_path / "nas_artifacts" / "datasets").glob("*.npz"))
+    assert [c.read_bytes() for c in copies] == [npz()]

@@ -25,7 +25,7 @@ class DatabaseOpenError(RuntimeError):
 URL_FORMS = "expected sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DATABASE"
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
@@ -39,14 +39,14 @@ def opening(url: str) -> Iterator[None]:
         yield
     except (sa.exc.NoSuchModuleError, sa.exc.ArgumentError) as exc:
         first = str(exc).splitlines()[0]
-        raise DatabaseOpenError(f"database URL {_shown(url)!r} cannot be opened ({first}): {URL_FORMS} "
+        raise DatabaseOpenError(f"database URL {shown_url(url)!r} cannot be opened ({first}): {URL_FORMS} "
                                 "(--db or NAS_DATABASE_URL)") from None
     except sa.exc.OperationalError as exc:
         reason = " ".join(str(exc.orig).split()) if exc.orig is not None else str(exc).splitlines()[0]
-        raise DatabaseOpenError(f"cannot connect to database {_shown(url)}: {reason[:300]}; check that the server "
+        raise DatabaseOpenError(f"cannot connect to database {shown_url(url)}: {reason[:300]}; check that the server "
                                 "runs and the database exists (createdb NAME), or give another --db") from None
     except OSError as exc:  # a SQLite file in a folder that does not exist (its schema lock file beside it)
-        raise DatabaseOpenError(f"cannot connect to database {_shown(url)}: {exc.strerror}: {exc.filename}; "
+        raise DatabaseOpenError(f"cannot connect to database {shown_url(url)}: {exc.strerror}: {exc.filename}; "
                                 "create its folder, or give another --db") from None
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas_service.cli.database import DbOpt, migrated_engine, opening, session_maker, settings_for
+from nas_service.cli.database import DbOpt, migrated_engine, opening, session_maker, settings_for, shown_url
 from nas_service.cli.output import VerboseOpt, make_console, native_logs_hidden
 from nas_service.config import Settings
 from nas_service.services import jobs as service
@@ -88,7 +88,9 @@ def search(
     spec_file: Annotated[Path | None, typer.Option("--spec", help="Job spec YAML; flags override its fields.")] = None,
     space: Annotated[str | None, typer.Option(help=f"Search space (default {default_of('space')}).")] = None,
     dataset: Annotated[str | None, typer.Option(help="fashion_mnist_small, fashion_mnist, digits, a folder, a .npz, "
-                                                f"keras:NAME or tfds:NAME (default {default_of('dataset')}).")] = None,
+                                                "keras:NAME, tfds:NAME or upload:ID (a dataset of --user uploaded to "
+                                                f"a server on this --db; default {default_of('dataset')}).")]
+    = None,
     device: Annotated[str | None, typer.Option(help=f"Device profile (default {default_of('device')}).")] = None,
     resolution: Annotated[int | None, typer.Option(help="Fixed input resolution (default "
                                                         f"{default_of('resolution')}).")] = None,
@@ -143,10 +145,17 @@ def search(
     spec = _spec_from_flags(spec_file, flags)
     settings = settings_for(db)
     console = make_console()
+    from nas_service.db.artifacts import make_store
+    from nas_service.services import uploads
     from nas_service.services.work import check_runnable
 
-    check_runnable(spec)  # a dataset or warm start that cannot load fails here, before the job exists
     sessions = session_maker(settings)
+    with sessions() as session:  # a dataset uploaded to a server sharing this database: its checked copy here
+        local = uploads.for_local_search(session, make_store(settings, session.get_bind().engine), spec.dataset,
+                                         user, settings.artifacts_dir / "datasets",
+                                         shown_url(settings.database_url))
+    check_runnable(spec.model_copy(update={"dataset": local}))  # a dataset or warm start that cannot load fails
+    # here, before the job exists
     with sessions() as session:
         job = service.create_job(session, spec, owner=user)
     console.print(f"job [bold]{job.id}[/] of {user}: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "

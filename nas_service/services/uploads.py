@@ -188,6 +188,26 @@ def check_owned(session: Session, dataset: str, owner: str | None) -> None:
                                  "and name it by the id it answers") from None
 
 
+def for_local_search(session: Session, store: ArtifactStore, dataset: str, owner: str, cache: Path,
+                     where: str) -> str:
+    """`nas search --dataset upload:<id>` on the server's database and store: the upload must be there and be the
+    job's owner's (`--user`), as the API requires of a submitter; the path of its checked local copy (see
+    `local_copy`). Anything else is a one-line `DatasetError`; a dataset that is not an upload comes back as it is."""
+    from nas_service.trainer.datasets import DatasetError
+
+    match = UPLOAD.fullmatch(dataset)
+    if match is None:
+        return dataset
+    row = session.get(UploadedDataset, int(match.group(1)))
+    if row is None:
+        raise DatasetError(f"dataset {dataset!r} not found in database {where}: `nas datasets list` against the "
+                           "server lists your uploads and their ids (the search must use the server's --db)")
+    if row.owner != owner:
+        raise DatasetError(f"dataset {dataset!r} is {row.owner}'s, not {owner}'s: a job may use only its owner's "
+                           f"uploads; add --user {row.owner} (the job is then {row.owner}'s)")
+    return local_copy(session, store, dataset, cache)
+
+
 def local_copy(session: Session, store: ArtifactStore, dataset: str, cache: Path) -> str:
     """The path a worker loads `upload:<id>` from: a checked copy from the store under `cache`, made once per
     machine (a `.npz` file, or the unpacked folders of a zip); any other dataset name as it is."""

@@ -3,8 +3,9 @@ own `artifacts_dir`, sharing nothing but the PostgreSQL URL. Models trained by e
 server, load in LiteRT and match their stored hash; a worker killed with SIGKILL in the middle of an upload
 leaves no artifact behind, and its trial is re-queued and run by the other.
 
-Network namespaces (reaching PostgreSQL over a veth pair) are not set up here: the processes share the host's
-network, and only their disks are apart.
+Where the machine allows it, each process runs in its own network namespace and reaches PostgreSQL only over its
+veth pair (`tests.netns`), and the test reaches the server over the server's; elsewhere they share the host's
+network (the reason is given as a warning) and only their disks are apart.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.dashboard.conftest import _free_port
+from tests.netns import Machine, Network, machines
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.tf, pytest.mark.long]
 NAS = [sys.executable, "-c", "from nas_service.cli import main; main()"]
@@ -32,12 +35,15 @@ SPEC = {"budget": {"trials": 3}, "initial": ["small"], "sampler": "random", "see
         "training": {"scorer": "train", "epochs": 1, "train_images": 200, "concurrency": 1, "export_int8": True}}
 
 
-def machine(root: Path, name: str, url: str) -> tuple[Path, dict[str, str]]:
+def machine(root: Path, host: Machine, url: str) -> tuple[Path, dict[str, str]]:
     """A working directory and environment of one 'machine': its own relative artifacts directory, the database
-    URL with an application name that tells its connections apart in pg_stat_activity."""
-    home = root / name
+    URL (at the address this machine reaches it at) with an application name that tells its connections apart in
+    pg_stat_activity."""
+    home = root / host.name
     home.mkdir()
-    env = {**os.environ, "NAS_DATABASE_URL": f"{url}?application_name={name}", "NAS_ARTIFACTS_DIR": "artifacts",
+    db_url = sa.engine.make_url(url).set(host=host.upstream[0], port=host.upstream[1]).update_query_dict(
+        {"application_name": host.name}).render_as_string(hide_password=False)
+    env = {**os.environ, "NAS_DATABASE_URL": db_url, "NAS_ARTIFACTS_DIR": "artifacts",
            "NAS_HEARTBEAT_INTERVAL_S": "1", "NAS_HEARTBEAT_GRACE_S": "4", "NAS_POLL_INTERVAL_S": "0.3",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     return home, env
@@ -53,18 +59,20 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any
 
 
 @contextmanager
-def fleet(root: Path, url: str) -> Iterator[tuple[str, str, dict[str, subprocess.Popen[bytes]]]]:
-    server_home, server_env = machine(root, "server", url)
-    token = subprocess.run([*NAS, "tokens", "create", "--user", "alice", "--quiet"], env=server_env, cwd=server_home,
-                           check=True, capture_output=True, text=True, timeout=180).stdout.strip()
+def fleet(root: Path, url: str, network: Network) -> Iterator[tuple[str, str, dict[str, subprocess.Popen[bytes]]]]:
+    server = network.machines["server"]
+    server_home, server_env = machine(root, server, url)
+    token = subprocess.run(server.argv([*NAS, "tokens", "create", "--user", "alice", "--quiet"]), env=server_env,
+                           cwd=server_home, check=True, capture_output=True, text=True, timeout=180).stdout.strip()
     port = _free_port()
-    procs = {"server": subprocess.Popen([*NAS, "serve", "--port", str(port), "--workers", "0", "--log-level",
-                                         "warning"], env=server_env, cwd=server_home)}
+    procs = {"server": subprocess.Popen(server.argv([*NAS, "serve", "--host", server.address, "--port", str(port),
+                                                     "--workers", "0", "--log-level", "warning"]),
+                                        env=server_env, cwd=server_home)}
     for name in ("host-a", "host-b"):
-        home, env = machine(root, name, url)
-        procs[name] = subprocess.Popen([*NAS, "worker", "--name", name], env=env, cwd=home,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api/v1"
+        home, env = machine(root, network.machines[name], url)
+        procs[name] = subprocess.Popen(network.machines[name].argv([*NAS, "worker", "--name", name]), env=env,
+                                       cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://{server.address}:{port}/api/v1"
     try:
         wait_until(lambda: _get(base, "/health", token, quiet=True), 180, "nas serve")
         yield base, token, procs
@@ -123,9 +131,26 @@ def check_front_models(base: str, token: str, job_id: int, engine: sa.Engine) ->
     return len(front)
 
 
-def test_three_machines_share_models_through_the_database(tmp_path: Path, postgres_url: str) -> None:
+@pytest.fixture()
+def network(postgres_url: str) -> Iterator[Network]:
+    """The three machines, in their own network namespaces where the machine allows it; removed after the test,
+    whatever its outcome."""
+    url = sa.engine.make_url(postgres_url)
+    with machines(("server", "host-a", "host-b"), (url.host or "127.0.0.1", url.port or 5432)) as net:
+        if net.reason:
+            warnings.warn(f"the three machines share the host's network: {net.reason}", stacklevel=1)
+        yield net
+
+
+def test_three_machines_share_models_through_the_database(tmp_path: Path, postgres_url: str,
+                                                          network: Network) -> None:
+    if network.reason is None:  # the database is out of reach but through each machine's veth pair
+        url = sa.engine.make_url(postgres_url)
+        for host in network.machines.values():
+            assert host.reach(url.host or "127.0.0.1", url.port or 5432) is not None, host
+            assert host.reach(*host.upstream) is None, host
     engine = sa.create_engine(postgres_url)
-    with fleet(tmp_path, postgres_url) as (base, token, procs):
+    with fleet(tmp_path, postgres_url, network) as (base, token, procs):
         job = _get(base, "/jobs", token, body=SPEC)
         done = finished(base, token, job["id"], 900)
         assert done["status"] == "completed" and done["trials_done"] == 3, done
@@ -154,6 +179,8 @@ def test_three_machines_share_models_through_the_database(tmp_path: Path, postgr
         assert states.get("stale", 0) >= 1 and orphans == 0, (states, orphans)
         check_front_models(base, token, second["id"], engine)
     engine.dispose()
+    if network.reason is None:  # every machine's connections went over its veth pair
+        assert all(network.forwarded[name] for name in network.machines), network.forwarded
 
 
 def _uploader_waiting(engine: sa.Engine) -> str | None:

@@ -30,6 +30,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_JOB = ROOT / "examples" / "fashion_edgetpu.yaml"
+STANDALONE = ROOT / "bench" / "data" / "oneshot_standalone.jsonl"
+"""Standalone accuracies already measured (architecture, recipe, seed): half an hour of training on 2 cores that
+a run comparing another supernet need not repeat. `--retrain` ignores them."""
+
+
+def load_standalone(path: Path) -> dict[tuple[str, int, int, int], dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return {(r["arch"], r["epochs"], r["batch_size"], r["seed"]): r for r in rows}
 
 
 def emit(**fields: Any) -> None:
@@ -37,7 +45,7 @@ def emit(**fields: Any) -> None:
 
 
 def ranking(n: int, supernet_epochs: int, seed: int, supernet_dir: Path | None = None,
-            shard: tuple[int, int] = (0, 1)) -> None:
+            shard: tuple[int, int] = (0, 1), retrain: bool = False, recipe: dict[str, Any] | None = None) -> None:
     from latency_models import predict_total_ms
     from nas_service.controller.oneshot import job_data, train_supernet
     from nas_service.spec import load_spec_file
@@ -45,7 +53,8 @@ def ranking(n: int, supernet_epochs: int, seed: int, supernet_dir: Path | None =
     from search_spaces import analyze, encode, load_space
 
     spec = load_spec_file(DEFAULT_JOB)
-    training = spec.training.model_copy(update={"mode": "oneshot", "supernet_epochs": supernet_epochs})
+    update = {"mode": "oneshot", "supernet_epochs": supernet_epochs, **(recipe or {})}
+    training = spec.training.model_copy(update=update)
     resolution = spec.resolution or 28
     space = load_space(spec.space)
     data = job_data(spec.dataset, training, resolution)
@@ -68,14 +77,22 @@ def ranking(n: int, supernet_epochs: int, seed: int, supernet_dir: Path | None =
     start = time.perf_counter()
     oneshot = [net.accuracy(a, calibration, data.x_test[:k], data.y_test[:k]) for a in archs]
     score_s = time.perf_counter() - start
+    known = {} if retrain else load_standalone(STANDALONE)
     standalone, train_s = [], 0.0
     for arch, acc, lat in zip(archs, oneshot, latencies, strict=True):
-        result = train(arch, data, Budget(epochs=spec.training.epochs), seed=spec.seed,
-                       config=TrainConfig(batch_size=b))
-        train_s += result.seconds
-        standalone.append(result.accuracy)
-        emit(part="candidate", arch=encode(arch), latency_ms=round(float(lat), 4), oneshot=round(acc, 4),
-             standalone=round(result.accuracy, 4), train_seconds=result.seconds,
+        key = (encode(arch), spec.training.epochs, b, spec.seed)
+        if key not in known:
+            result = train(arch, data, Budget(epochs=spec.training.epochs), seed=spec.seed,
+                           config=TrainConfig(batch_size=b))
+            known[key] = {"arch": key[0], "epochs": key[1], "batch_size": key[2], "seed": key[3],
+                          "standalone": round(result.accuracy, 4), "train_seconds": round(result.seconds, 1)}
+            STANDALONE.parent.mkdir(exist_ok=True)
+            with STANDALONE.open("a") as f:
+                f.write(json.dumps(known[key]) + "\n")
+        train_s += known[key]["train_seconds"]
+        standalone.append(known[key]["standalone"])
+        emit(part="candidate", arch=key[0], latency_ms=round(float(lat), 4), oneshot=round(acc, 4),
+             standalone=known[key]["standalone"], train_seconds=known[key]["train_seconds"],
              scored_per_minute=round(60 * len(archs) / score_s, 1))
     summary([{"oneshot": a, "standalone": b, "train_seconds": len(archs) and train_s / len(archs),
               "scored_per_minute": 60 * len(archs) / score_s} for a, b in zip(oneshot, standalone, strict=True)],
@@ -96,14 +113,16 @@ def summary(rows: list[dict[str, Any]], **extra: Any) -> None:
          **extra)
 
 
-def rescore(rows: list[dict[str, Any]], supernet_dir: Path, supernet_epochs: int, seed: int) -> None:
+def rescore(rows: list[dict[str, Any]], supernet_dir: Path, supernet_epochs: int, seed: int,
+            recipe: dict[str, Any] | None = None) -> None:
     """The ranking of earlier runs' candidates (their standalone accuracies kept) by another supernet."""
     from nas_service.controller.oneshot import job_data, train_supernet
     from nas_service.spec import load_spec_file
     from search_spaces import decode
 
     spec = load_spec_file(DEFAULT_JOB)
-    training = spec.training.model_copy(update={"mode": "oneshot", "supernet_epochs": supernet_epochs})
+    update = {"mode": "oneshot", "supernet_epochs": supernet_epochs, **(recipe or {})}
+    training = spec.training.model_copy(update=update)
     data = job_data(spec.dataset, training, spec.resolution or 28)
     net = train_supernet(supernet_dir, spec.space, data, training, seed)
     b, k = training.batch_size, training.score_images or len(data.x_test)
@@ -179,26 +198,32 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--supernet-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    for name in ("sandwich-random", "calibration-batches", "score-images"):
+        parser.add_argument(f"--{name}", type=int, help=f"the job's training.{name.replace('-', '_')} instead")
     parser.add_argument("--hv-seeds", type=int, default=3)
     parser.add_argument("--wall", type=float, default=300.0, help="one-shot scoring wall seconds per job")
     parser.add_argument("--supernet-dir", type=Path, help="supernet checkpoints to reuse (trained if missing)")
     parser.add_argument("--shard", default="0/1", help="i/k: rank the i-th of k equal parts of the candidates "
                         "(k processes share the machine's cores; --combine their outputs)")
+    parser.add_argument("--retrain", action="store_true", help=f"train every candidate again, ignoring "
+                        f"{STANDALONE.relative_to(ROOT)}")
     parser.add_argument("--combine", type=Path, nargs="*", help="print the ranking of these outputs' candidates")
     parser.add_argument("--rescore", action="store_true", help="with --combine and --supernet-dir: score their "
                         "candidates with that supernet instead")
     args = parser.parse_args()
+    recipe = {k: v for k in ("sandwich_random", "calibration_batches", "score_images")
+              if (v := getattr(args, k)) is not None}
     if args.combine:
         rows = [json.loads(line) for f in args.combine for line in f.read_text().splitlines() if '"candidate"' in line]
         unique = list({r["arch"]: r for r in rows}.values())
         if args.rescore:
-            rescore(unique, args.supernet_dir, args.supernet_epochs, args.seed)
+            rescore(unique, args.supernet_dir, args.supernet_epochs, args.seed, recipe)
         else:
             summary(unique)
         return
     if args.n:
         index, shards = (int(v) for v in args.shard.split("/"))
-        ranking(args.n, args.supernet_epochs, args.seed, args.supernet_dir, (index, shards))
+        ranking(args.n, args.supernet_epochs, args.seed, args.supernet_dir, (index, shards), args.retrain, recipe)
     if args.hv_seeds:
         hypervolumes(args.hv_seeds, args.wall, args.supernet_epochs)
 

@@ -40,6 +40,12 @@ def load_standalone(path: Path) -> dict[tuple[str, int, int, int], dict[str, Any
     return {(r["arch"], r["epochs"], r["batch_size"], r["seed"]): r for r in rows}
 
 
+def oneshot_training(spec: Any, supernet_epochs: int, recipe: dict[str, Any] | None) -> Any:
+    """The default job's training block in oneshot mode, with the bench's supernet epochs and recipe flags."""
+    update = {"mode": "oneshot", "supernet_epochs": supernet_epochs, **(recipe or {})}
+    return spec.training.model_copy(update=update)
+
+
 def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
@@ -53,8 +59,7 @@ def ranking(n: int, supernet_epochs: int, seed: int, supernet_dir: Path | None =
     from search_spaces import analyze, encode, load_space
 
     spec = load_spec_file(DEFAULT_JOB)
-    update = {"mode": "oneshot", "supernet_epochs": supernet_epochs, **(recipe or {})}
-    training = spec.training.model_copy(update=update)
+    training = oneshot_training(spec, supernet_epochs, recipe)
     resolution = spec.resolution or 28
     space = load_space(spec.space)
     data = job_data(spec.dataset, training, resolution)
@@ -121,8 +126,7 @@ def rescore(rows: list[dict[str, Any]], supernet_dir: Path, supernet_epochs: int
     from search_spaces import decode
 
     spec = load_spec_file(DEFAULT_JOB)
-    update = {"mode": "oneshot", "supernet_epochs": supernet_epochs, **(recipe or {})}
-    training = spec.training.model_copy(update=update)
+    training = oneshot_training(spec, supernet_epochs, recipe)
     data = job_data(spec.dataset, training, spec.resolution or 28)
     net = train_supernet(supernet_dir, spec.space, data, training, seed)
     b, k = training.batch_size, training.score_images or len(data.x_test)

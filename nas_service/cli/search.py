@@ -154,8 +154,8 @@ def search(
         local = uploads.for_local_search(session, make_store(settings, session.get_bind().engine), spec.dataset,
                                          user, settings.artifacts_dir / "datasets",
                                          shown_url(settings.database_url))
-    check_runnable(spec.model_copy(update={"dataset": local}))  # a dataset or warm start that cannot load fails
-    # here, before the job exists
+    # a dataset or warm start that cannot load fails here, before the job exists
+    check_runnable(spec.model_copy(update={"dataset": local}))
     with sessions() as session:
         job = service.create_job(session, spec, owner=user)
     console.print(f"job [bold]{job.id}[/] of {user}: {spec.sampler} on space {spec.space}, dataset {spec.dataset}, "

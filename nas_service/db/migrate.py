@@ -105,7 +105,7 @@ def upgrade_head(engine: sa.Engine, *, lock: bool = True, settings: Settings | N
 
     sqlite = engine.dialect.name == "sqlite"
     with schema_lock(engine) if lock else nullcontext(), engine.connect() as conn:
-        if sqlite:  # see below; SQLite ignores the pragma inside a transaction
+        if sqlite:  # see the docstring; SQLite ignores the pragma inside a transaction
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.commit()
         try:

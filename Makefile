@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint  # everything but the few tests that take minutes each (marked `long`)
+test: $(STAMP) lint  # everything but the few tests that train for half a minute or more (marked `long`)
 	$(BIN)/python -m pytest -m 'not long'
 
 test-long: $(STAMP)  # the long tests alone; CI runs them after `make test`

@@ -66,6 +66,7 @@ def test_bad_spec_and_unknown_job_are_one_line_errors(tmp_path: Path, monkeypatc
 
 @pytest.mark.slow
 @pytest.mark.tf
+@pytest.mark.long  # real training, half a minute or more: `make test-long`
 def test_real_training_search_exports_its_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NAS_ARTIFACTS_DIR", str(tmp_path / "artifacts"))

@@ -28,6 +28,7 @@ def served_in_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
         yield served
 
 
+@pytest.mark.long  # real training, half a minute or more: `make test-long`
 def test_download_button_saves_a_model_that_runs(browser: Any, served_in_root: Served) -> None:
     from latency_models.litert import make_interpreter
 

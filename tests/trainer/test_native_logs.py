@@ -31,6 +31,7 @@ def noise(text: str) -> list[str]:
     return [line for line in text.splitlines() if any(n in line for n in NOISE)]
 
 
+@pytest.mark.long  # real training, half a minute or more: `make test-long`
 def test_train_and_search_print_no_native_log_lines_unless_verbose(tmp_path: Path) -> None:
     arch = encode(load_space("edgetpu_small").default_small(10).with_resolution(28))
     train = ("train", arch, "--epochs", "1", "--dataset", "digits")

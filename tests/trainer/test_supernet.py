@@ -65,6 +65,7 @@ def test_recalibration_changes_only_the_outputs_of_its_statistics(net: object) -
     assert np.abs(net.predict(arch, x) - first).max() > 1e-4
 
 
+@pytest.mark.long  # real training, half a minute or more: `make test-long`
 def test_one_trace_serves_every_candidate_and_checkpoint_restores(tmp_path: Path) -> None:
     from nas_service.trainer.supernet import Supernet
 

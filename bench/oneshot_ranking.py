@@ -33,6 +33,8 @@ DEFAULT_JOB = ROOT / "examples" / "fashion_edgetpu.yaml"
 STANDALONE = ROOT / "bench" / "data" / "oneshot_standalone.jsonl"
 """Standalone accuracies already measured (architecture, recipe, seed): half an hour of training on 2 cores that
 a run comparing another supernet need not repeat. `--retrain` ignores them."""
+RECIPE = ("sandwich_random", "calibration_batches", "score_images")
+"""The one-shot training fields the bench lets a run override, one flag each."""
 
 
 def load_standalone(path: Path) -> dict[tuple[str, int, int, int], dict[str, Any]]:
@@ -202,8 +204,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--supernet-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    for name in ("sandwich-random", "calibration-batches", "score-images"):
-        parser.add_argument(f"--{name}", type=int, help=f"the job's training.{name.replace('-', '_')} instead")
+    for name in RECIPE:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"the job's training.{name} instead")
     parser.add_argument("--hv-seeds", type=int, default=3)
     parser.add_argument("--wall", type=float, default=300.0, help="one-shot scoring wall seconds per job")
     parser.add_argument("--supernet-dir", type=Path, help="supernet checkpoints to reuse (trained if missing)")
@@ -215,8 +217,7 @@ def main() -> None:
     parser.add_argument("--rescore", action="store_true", help="with --combine and --supernet-dir: score their "
                         "candidates with that supernet instead")
     args = parser.parse_args()
-    recipe = {k: v for k in ("sandwich_random", "calibration_batches", "score_images")
-              if (v := getattr(args, k)) is not None}
+    recipe = {k: v for k in RECIPE if (v := getattr(args, k)) is not None}
     if args.combine:
         rows = [json.loads(line) for f in args.combine for line in f.read_text().splitlines() if '"candidate"' in line]
         unique = list({r["arch"]: r for r in rows}.values())

@@ -43,6 +43,17 @@ def spawn(url: str, name: str, tmp_path: Path, *extra: str) -> subprocess.Popen[
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def wait_ready(proc: subprocess.Popen[bytes]) -> None:
+    """Block until the worker says it is up (`worker <name> on <url>`, printed once it polls for jobs)."""
+    assert proc.stderr is not None
+    seen = []
+    while line := proc.stderr.readline():
+        if line.startswith(b"worker "):
+            return
+        seen.append(line.decode())
+    raise AssertionError(f"the worker left before it was up: {''.join(seen)}")
+
+
 def wait_until(predicate: Callable[[], bool], timeout_s: float) -> None:
     end = time.monotonic() + timeout_s
     while not predicate():
@@ -56,14 +67,29 @@ def test_concurrent_workers_share_a_job_without_duplicates_or_losses(pg: tuple[s
                                                                       tmp_path: Path, slots: int) -> None:
     url, engine = pg
     sessions = session_factory(engine)
-    with sessions() as session:
-        job = jobs.create_job(session, parse_spec({"training": {"scorer": "estimate", "concurrency": slots},
-                                                   "budget": {"trials": 30},
-                                                   "constraints": {"max_latency_ms": latency_limit()}}))
-    workers = [spawn(url, f"w{i}", tmp_path, "--exit-when-idle") for i in range(3)]
-    for proc in workers:
-        _, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err.decode()
+    # All three are polling before the job exists, and each trial pretends to train for a moment, so sharing does
+    # not hang on which worker happens to start first on a loaded machine.
+    workers = [spawn(url, f"w{i}", tmp_path) for i in range(3)]
+    try:
+        for proc in workers:
+            wait_ready(proc)
+        with sessions() as session:
+            job = jobs.create_job(session, parse_spec({
+                "training": {"scorer": "estimate", "simulate_seconds": 0.3, "epochs": 1, "concurrency": slots},
+                "budget": {"trials": 30}, "constraints": {"max_latency_ms": latency_limit()}}))
+
+        def finished() -> bool:
+            with sessions() as session:
+                return jobs.get_job(session, job.id).status not in ("queued", "running")
+
+        wait_until(finished, timeout_s=180)
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)  # finish the trial in flight (none is left), then leave
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()
+    finally:
+        for proc in workers:
+            proc.kill()
 
     with sessions() as session:
         assert jobs.get_job(session, job.id).status == "completed"

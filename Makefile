@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# pytest processes for `make test` (pytest-xdist, whole test files per process, so module fixtures are built once)
+# pytest processes for `make test` (pytest-xdist; its default scheduling: `--dist loadfile` would run schemathesis's
+# operations, which share one test id, as a single test)
 TEST_WORKERS ?= 2
 
 .PHONY: run test test-long lint bootstrap clean
@@ -24,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint  # everything but the few tests that train for half a minute or more (marked `long`)
-	$(BIN)/python -m pytest -m 'not long' -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -m 'not long' -n $(TEST_WORKERS)
 
 test-long: $(STAMP)  # the long tests alone; CI runs them after `make test`
 	$(BIN)/python -m pytest -m long

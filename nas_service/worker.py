@@ -104,7 +104,9 @@ class Worker:
     def _device_class(self, session: Session) -> DeviceClass | None:
         if self.device_class is None and device_classes_asked(session):
             self.device_class = worker_device_class(self.settings)
-            log.info("worker %s: device class %s (a job asks for one)", self.name, self.device_class)
+            log.info("worker %s: device class %s (%s), looked up as a job asks for one", self.name,
+                     self.device_class, "NAS_DEVICE_CLASS" if self.settings.device_class != "auto"
+                     else "TensorFlow sees a GPU" if self.device_class == "gpu" else "TensorFlow sees no GPU")
         return self.device_class
 
     def _database_away(self, exc: Exception, doing: str) -> bool:

@@ -186,4 +186,29 @@ def test_the_cli_says_the_class_and_refuses_a_job_this_machine_cannot_run(
 
     monkeypatch.setattr("sys.argv", ["nas", "worker", "--device-class", "gpu", "--exit-when-idle", "--db", db])
     assert run_cli(app) == 0
-    assert "device class gpu (set): takes jobs asking for gpu first, then any" in capsys.readouterr().err
+    assert "device class gpu: takes jobs asking for gpu first, then any" in capsys.readouterr().err
+
+
+@pytest.mark.tf
+def test_an_auto_worker_looks_up_its_class_once_a_job_names_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import tensorflow as tf
+
+    from nas_service.cli.errors import run_cli
+
+    here = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    other = {"gpu": "cpu", "cpu": "gpu"}[here]
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    engine = make_engine(url)
+    upgrade_head(engine)
+    sessions = session_factory(engine)
+    mine, theirs = queue(sessions, here), queue(sessions, other)
+    monkeypatch.delenv("NAS_DEVICE_CLASS", raising=False)
+    monkeypatch.setenv("NAS_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setattr("sys.argv", ["nas", "worker", "--exit-when-idle", "--db", url])
+    assert run_cli(app) == 0
+    err = capsys.readouterr().err
+    assert "device class auto: gpu where TensorFlow sees a GPU" in err
+    assert f"device class {here} (TensorFlow sees {'a' if here == 'gpu' else 'no'} GPU), looked up" in err
+    assert status(sessions, mine) == "completed" and status(sessions, theirs) == "queued"
+    engine.dispose()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -395,21 +397,44 @@ def worker_cmd(
     db: DbOpt = None,
 ) -> None:
     """Claim queued jobs and run their trials; start as many as you like against one PostgreSQL database."""
-    from nas_service.devices import worker_device_class
     from nas_service.worker import Worker, default_worker_name
 
     settings = settings_for(db)
     if device_class is not None:
         settings = settings.model_copy(update={"device_class": device_class})
-    resolved = worker_device_class(settings)
+    chosen = None if settings.device_class == "auto" else settings.device_class
     with opening(settings.database_url):
-        worker = Worker(settings, name=name or default_worker_name(), device_class=resolved)
+        worker = Worker(settings, name=name or default_worker_name(), device_class=chosen)
     worker.stop_on_signals()
-    how = "detected" if settings.device_class == "auto" else "set"
-    make_console(stderr=True).print(f"worker {worker.name} on {shown_url(settings.database_url)}, device class "
-                                    f"{resolved} ({how}): takes jobs asking for {resolved} first, then any",
+    said_by_worker(logging.getLogger("nas_service.worker"))
+    takes = (f"device class {chosen}: takes jobs asking for {chosen} first, then any" if chosen else
+             "device class auto: gpu where TensorFlow sees a GPU, else cpu, looked up once a job asks for a class "
+             "(any jobs until then)")
+    make_console(stderr=True).print(f"worker {worker.name} on {shown_url(settings.database_url)}, {takes}",
                                     highlight=False)
     try:
         worker.run(job_id=job, exit_when_idle=exit_when_idle)
     finally:
         worker.close()
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at each line (as logging's last-resort handler does), not the one of
+    the moment it was made."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def said_by_worker(logger: logging.Logger) -> None:
+    """The worker's own lines (its device class once looked up, a job that failed) on stderr, as they are."""
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -8,11 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# The TensorFlow extra: cpu (the CPU wheel) or gpu (TensorFlow with CUDA; `--build-arg TENSORFLOW=gpu`, see the
+# gpu profile of docker-compose.yml).
+ARG TENSORFLOW=cpu
+
 # Dependencies first, so code edits do not reinstall TensorFlow.
 COPY pyproject.toml README.md ./
 RUN mkdir -p search_spaces latency_models nas_service \
     && touch search_spaces/__init__.py latency_models/__init__.py nas_service/__init__.py \
-    && pip install -e . \
+    && pip install -e ".[${TENSORFLOW}]" \
     && rm -rf search_spaces latency_models nas_service
 
 COPY alembic.ini ./

@@ -2,7 +2,10 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The TensorFlow extra: cpu (the CPU wheel) or gpu (with CUDA, for a GPU machine: `make bootstrap TENSORFLOW=gpu`).
+# A venv keeps the one it was made with, so later `make run` / `make test` need no flag; `make clean` to switch.
+TENSORFLOW ?= $(shell cat $(VENV)/.tensorflow 2>/dev/null || echo cpu)
+STAMP := $(VENV)/.installed-$(TENSORFLOW)
 # pytest processes for `make test` (pytest-xdist; its default scheduling: `--dist loadfile` would run schemathesis's
 # operations, which share one test id, as a single test)
 TEST_WORKERS ?= 2
@@ -13,8 +16,11 @@ bootstrap: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test ! -f $(VENV)/.tensorflow || test "$$(cat $(VENV)/.tensorflow)" = '$(TENSORFLOW)' || \
+		{ echo "$(VENV) has TensorFlow from the $$(cat $(VENV)/.tensorflow) extra; \`make clean bootstrap TENSORFLOW=$(TENSORFLOW)\` switches"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,$(TENSORFLOW)]'
+	@echo '$(TENSORFLOW)' > $(VENV)/.tensorflow
 	@touch $(STAMP)
 
 run: $(STAMP)  # the default job: edgetpu_small space, Fashion-MNIST subset, edgetpu_usb, real training on SQLite (nas.db)

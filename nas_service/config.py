@@ -7,6 +7,7 @@ Nothing reads the environment at import time: the CLI, the API factory and the t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
                                    "(`POST /datasets`, `nas datasets upload`); 413 above it.")
     dataset_quota_bytes: int = Field(default=2 * 2**30, ge=1, description="Total size of the datasets one user may "
                                      "keep uploaded; 413 past it (delete some with `nas datasets rm`).")
+    device_class: Literal["auto", "cpu", "gpu"] = Field(default="auto", description="The jobs a worker takes (`nas "
+                                                        "worker --device-class`): those asking for `any` or this "
+                                                        "class, its own first; auto: gpu where TensorFlow sees a "
+                                                        "GPU, else cpu.")
     heartbeat_interval_s: int = Field(default=10, ge=1, description="Seconds between trial heartbeats of a worker.")
     heartbeat_grace_s: int = Field(default=30, ge=2, description="A running trial without a heartbeat for this long "
                                    "is failed and re-queued.")

@@ -124,6 +124,10 @@ class Training(_Strict):
         "With scorer `estimate`: seconds each candidate pretends to train, spread over its epochs, "
         "to rehearse worker fleets and live dashboards."))
     export_int8: bool = Field(default=True, description="Export and evaluate each trained candidate as int8 TFLite.")
+    device_class: Literal["any", "cpu", "gpu"] = Field(default="any", description=(
+        "The workers that may train the job's candidates: any, or only those of device class cpu or gpu (`nas "
+        "worker --device-class`). A worker takes jobs asking for its own class before `any` ones; a job asking "
+        "for a class no worker has stays queued."))
     concurrency: int = Field(default=2, ge=1, le=16, description=(
         "Candidates each worker trains side by side, each in a process of its own (a slot is refilled as soon "
         "as its trial ends). Default: 2 with real training (on 2 cores, 1.8 to 1.95 times the trials per hour "

@@ -19,6 +19,7 @@ from functools import partial
 from types import FrameType
 
 import optuna
+from sqlalchemy.orm import Session
 
 from nas_service.config import Settings
 from nas_service.controller.batched_storage import batched
@@ -28,8 +29,9 @@ from nas_service.controller.training_process import kill_children
 from nas_service.db import make_engine, session_factory, upgrade_head
 from nas_service.db.artifacts import make_store
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
-from nas_service.db.job_queue import claim_job, fail_job
+from nas_service.db.job_queue import claim_job, device_classes_asked, fail_job
 from nas_service.db.migrate import schema_lock
+from nas_service.devices import DeviceClass, worker_device_class
 from nas_service.services.work import RunContext, TrialHook, run_job, stale_hook
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class Worker:
     on_trial: TrialHook | None = None
     refill: bool = True
     """See `RunContext.refill`."""
+    device_class: DeviceClass | None = None
+    """The jobs it claims (`claim_job`); None: found out (`worker_device_class`, which may import TensorFlow) only
+    once some unfinished job asks for a class by name, taking `any` jobs until then."""
 
     def __post_init__(self) -> None:
         quiet_optuna()
@@ -72,7 +77,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 with self.sessions() as session:
-                    claimed = claim_job(session, self.name, only=job_id)
+                    claimed = claim_job(session, self.name, only=job_id, device_class=self._device_class(session))
             except Exception as exc:
                 if not self._database_away(exc, "looking for jobs"):
                     raise
@@ -95,6 +100,14 @@ class Worker:
                 continue
             if not finished:  # others still run its last trials, or a lost one awaits its grace period
                 self.stopping.wait(self.settings.poll_interval_s)
+
+    def _device_class(self, session: Session) -> DeviceClass | None:
+        if self.device_class is None and device_classes_asked(session):
+            self.device_class = worker_device_class(self.settings)
+            log.info("worker %s: device class %s (%s), looked up as a job asks for one", self.name,
+                     self.device_class, "NAS_DEVICE_CLASS" if self.settings.device_class != "auto"
+                     else "TensorFlow sees a GPU" if self.device_class == "gpu" else "TensorFlow sees no GPU")
+        return self.device_class
 
     def _database_away(self, exc: Exception, doing: str) -> bool:
         """True (after logging it and waiting a poll interval) when `exc` is the database going away."""

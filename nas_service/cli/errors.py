@@ -10,6 +10,7 @@ from nas_service.cli.database import DatabaseOpenError
 from nas_service.cli.datasets import ServerError
 from nas_service.cli.output import make_console
 from nas_service.db.artifacts import ArtifactCorruptError, ArtifactMissingError
+from nas_service.devices import DeviceClassError
 from nas_service.services.export import ExportError
 from nas_service.services.jobs import JobStateError, NotFoundError
 from nas_service.services.tokens import UserNameError
@@ -21,7 +22,7 @@ from search_spaces.errors import ArchError
 USER_ERRORS: tuple[type[Exception], ...] = (ArchError, LatencyError, DatasetError, TrainingError, FileNotFoundError,
                                               SpecError, NotFoundError, JobStateError, ExportError, UserNameError,
                                               DatabaseOpenError, ArtifactMissingError, ArtifactCorruptError,
-                                              ServerError)
+                                              ServerError, DeviceClassError)
 """Errors caused by what the user typed; anything else is a bug and keeps its traceback."""
 
 err_console = make_console(stderr=True)

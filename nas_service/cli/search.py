@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -106,6 +108,9 @@ def search(
                                                     "2 with real training, 1 with the estimator).")] = None,
     scorer: Annotated[str | None, typer.Option(help="train (real training) or estimate (cheap estimator); default "
                                                     f"{default_of('training.scorer')}.")] = None,
+    device_class: Annotated[str | None, typer.Option(help="any, cpu or gpu: the workers that may train it; here, "
+                                                          "this machine must be of that class (default "
+                                                          f"{default_of('training.device_class')}).")] = None,
     mode: Annotated[str | None, typer.Option(help="standalone (train every candidate) or oneshot (score them by "
                                                   "the job's supernet, then train its front from scratch); "
                                                   f"default {default_of('training.mode')}.")] = None,
@@ -136,6 +141,7 @@ def search(
              "budget.trials": trials, "budget.wall_seconds": wall_seconds, "training.epochs": epochs,
              "training.batch_size": batch_size,
              "training.concurrency": concurrency, "training.scorer": scorer, "training.mode": mode,
+             "training.device_class": device_class,
              "sampler": sampler,
              "constraints.max_latency_ms": max_latency_ms,
              "constraints.max_params": max_params, "constraints.max_model_bytes": max_model_bytes,
@@ -146,8 +152,11 @@ def search(
     settings = settings_for(db)
     console = make_console()
     from nas_service.db.artifacts import make_store
+    from nas_service.devices import check_runs_here
     from nas_service.services import uploads
     from nas_service.services.work import check_runnable
+
+    check_runs_here(spec.training.device_class, settings)  # before the dataset loads: it may be a large one
 
     sessions = session_maker(settings)
     with sessions() as session:  # a dataset uploaded to a server sharing this database: its checked copy here
@@ -185,6 +194,7 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
     """Run the queued job JOB_ID in this process with a progress bar, then print its front and what next.
     Interrupted by SIGINT or SIGTERM, the job is cancelled with its trials in flight given back (`nas resume`
     runs them again) and the command exits 128 + the signal's number (130, 143)."""
+    from nas_service.devices import check_runs_here
     from nas_service.worker import Worker
 
     console = make_console()
@@ -192,6 +202,7 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
     with sessions() as session:
         job = service.get_job(session, job_id)
     spec = job.spec
+    device_class = check_runs_here(spec.training.device_class, settings)
     progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[front]}"),
                         console=console, transient=False)
@@ -212,7 +223,7 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
         progress.update(task, advance=1, front=front_note["text"])
 
     with opening(settings.database_url):
-        worker = Worker(settings, name="local", on_trial=on_trial)
+        worker = Worker(settings, name="local", on_trial=on_trial, device_class=device_class)
     caught = interrupt_on_signals(worker)
     start = time.perf_counter()
     with progress:
@@ -269,6 +280,12 @@ def run_here(settings: Settings, job_id: int, db: str | None) -> None:
                   f"as {user} to see this job", highlight=False)
 
 
+def scorer_label(spec: JobSpec) -> str:
+    """`train`, or `train on gpu` for a job only workers of that class take (it waits queued until one runs)."""
+    asked = spec.training.device_class
+    return spec.training.scorer if asked == "any" else f"{spec.training.scorer} on {asked}"
+
+
 def jobs_cmd(
     status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
@@ -290,7 +307,7 @@ def jobs_cmd(
         table.add_row(str(j.id), j.name or "", j.owner or "", j.status, f"{j.trials_done}/{j.trials_budget or '-'}",
                       "/".join(str(c.get(s, 0)) for s in ("complete", "stopped", "infeasible", "failed")),
                       str(j.front_size), j.spec.space, j.spec.dataset, j.spec.device,
-                      "estimate (not trained)" if j.estimated else j.spec.training.scorer,
+                      "estimate (not trained)" if j.estimated else scorer_label(j.spec),
                       j.created_at.strftime("%Y-%m-%d %H:%M:%S"), j.error or "")
     make_console().print(table)
 
@@ -374,17 +391,50 @@ def worker_cmd(
     name: Annotated[str | None, typer.Option(help="Worker name in the trial table (default host:pid).")] = None,
     exit_when_idle: Annotated[bool, typer.Option(help="Leave when no queued or running job is left.")] = False,
     job: Annotated[int | None, typer.Option(help="Work only on this job.")] = None,
+    device_class: Annotated[Literal["auto", "cpu", "gpu"] | None, typer.Option(
+        help="Take jobs whose training.device_class is any or this class, this class first; auto: gpu where "
+             "TensorFlow sees a GPU, else cpu (default NAS_DEVICE_CLASS, else auto).")] = None,
     db: DbOpt = None,
 ) -> None:
     """Claim queued jobs and run their trials; start as many as you like against one PostgreSQL database."""
     from nas_service.worker import Worker, default_worker_name
 
     settings = settings_for(db)
+    if device_class is not None:
+        settings = settings.model_copy(update={"device_class": device_class})
+    chosen = None if settings.device_class == "auto" else settings.device_class
     with opening(settings.database_url):
-        worker = Worker(settings, name=name or default_worker_name())
+        worker = Worker(settings, name=name or default_worker_name(), device_class=chosen)
     worker.stop_on_signals()
-    make_console(stderr=True).print(f"worker {worker.name} on {settings.database_url}", highlight=False)
+    said_by_worker(logging.getLogger("nas_service.worker"))
+    takes = (f"device class {chosen}: takes jobs asking for {chosen} first, then any" if chosen else
+             "device class auto: gpu where TensorFlow sees a GPU, else cpu, looked up once a job asks for a class "
+             "(any jobs until then)")
+    make_console(stderr=True).print(f"worker {worker.name} on {shown_url(settings.database_url)}, {takes}",
+                                    highlight=False)
     try:
         worker.run(job_id=job, exit_when_idle=exit_when_idle)
     finally:
         worker.close()
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at each line (as logging's last-resort handler does), not the one of
+    the moment it was made."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def said_by_worker(logger: logging.Logger) -> None:
+    """The worker's own lines (its device class once looked up, a job that failed) on stderr, as they are."""
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -14,16 +14,27 @@ from sqlalchemy.orm import Session
 
 from nas_service.db import trial_records
 from nas_service.db.models import Job, Trial, utc, utcnow
+from nas_service.devices import DeviceClass
 from nas_service.spec import JobSpec
 
+UNFINISHED = ("queued", "running")
 
-def claim_job(session: Session, worker: str, *, only: int | None = None) -> int | None:
+
+def claim_job(session: Session, worker: str, *, only: int | None = None,
+              device_class: DeviceClass | None = None) -> int | None:
     """Pick the oldest queued or running job with trials left to start (then any unfinished one) and mark it
     running. On PostgreSQL the row is taken `FOR UPDATE SKIP LOCKED`, so concurrent claims never wait on
-    each other; several workers may then share one running job."""
+    each other; several workers may then share one running job.
+
+    A worker of `device_class` takes only jobs whose `training.device_class` is `any` or its own, those naming
+    its own first (among jobs with trials left); with None, only `any` jobs (a worker that has not yet looked
+    which class it is). A job stored before the field existed asks for `any`."""
     free = sa.or_(Job.trials_budget.is_(None), Job.trials_reserved < Job.trials_budget)
-    query = (sa.select(Job).where(Job.status.in_(("queued", "running")))
-             .order_by(sa.case((free, 0), else_=1), Job.id).limit(1).with_for_update(skip_locked=True))
+    asked = asked_device_class()
+    takes = asked == "any" if device_class is None else asked.in_(("any", device_class))
+    query = (sa.select(Job).where(Job.status.in_(UNFINISHED), takes)
+             .order_by(sa.case((free, 0), else_=1), sa.case((asked == "any", 1), else_=0), Job.id)
+             .limit(1).with_for_update(skip_locked=True))
     if only is not None:
         query = query.where(Job.id == only)
     job = session.scalars(query).first()
@@ -38,6 +49,19 @@ def claim_job(session: Session, worker: str, *, only: int | None = None) -> int 
                         .values(status="running", started_at=start, deadline=deadline, worker=worker))
     session.commit()
     return job.id
+
+
+def asked_device_class() -> sa.ColumnElement[str]:
+    """A job's `training.device_class` read in SQL (a JSON path on SQLite and PostgreSQL alike), `any` if absent."""
+    return sa.func.coalesce(Job.spec[("training", "device_class")].as_string(), "any")
+
+
+def device_classes_asked(session: Session) -> bool:
+    """Whether some unfinished job asks for a device class by name (so a worker must know its own to claim it)."""
+    found = session.scalar(sa.select(Job.id).where(Job.status.in_(UNFINISHED), asked_device_class() != "any")
+                           .limit(1))
+    session.commit()
+    return found is not None
 
 
 def fail_job(session: Session, job_id: int, exc: BaseException) -> str:

@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint  # everything but the few tests that train for half a minute or more (marked `long`)
-	$(BIN)/python -m pytest -m 'not long' -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -m 'not long' -n $(TEST_WORKERS) --durations=15
 
 test-long: $(STAMP)  # the long tests alone; CI runs them after `make test`
 	$(BIN)/python -m pytest -m long

@@ -101,8 +101,16 @@ def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Ca
     attached = {m.artifact_id for t in study.trials for m in optuna.artifacts.get_all_artifact_meta(
         t, storage=study._storage)}
     assert attached == {c.tflite_artifact for c in confirmed}
-    supernet = settings.artifacts_dir / f"job-{job_id}" / "supernet" / "latest.json"
-    assert json.loads(supernet.read_text())["epoch"] == 1
+    from nas_service.controller.supernet_store import StoredCheckpoints, downloaded, stored
+    from nas_service.db import session_factory
+
+    engine = sa.create_engine(settings.database_url)
+    with Session(engine) as session:  # the supernet is in the artifact store, the job's checkpoint of its epoch
+        assert [a.filename for a in stored(session, job_id)] == [f"job-{job_id}-supernet-epoch-1.tar"]
+    with downloaded(session_factory(engine), make_store(settings, engine), job_id) as place:
+        assert isinstance(place, StoredCheckpoints)
+        assert json.loads((place.fetch() / "latest.json").read_text())["epoch"] == 1
+    engine.dispose()
     return front
 
 

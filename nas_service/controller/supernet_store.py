@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from nas_service.db import artifacts, locks
+from nas_service.db.engine import retry_on_connection_loss
 from nas_service.db.models import Artifact
 
 if TYPE_CHECKING:
@@ -103,8 +104,9 @@ class StoredCheckpoints:
         supernet, whose scores would not be comparable with the ones already recorded."""
         with self.sessions() as session:
             newest = next(iter(stored(session, self.job_id)), None)
-        held = self.cache / HELD
-        if newest is not None and held.is_file() and json.loads(held.read_text()).get("id") == newest.id:
+        held, latest = self.cache / HELD, self.cache / "latest.json"
+        if newest is not None and held.is_file() and latest.is_file() and \
+                json.loads(held.read_text()).get("id") == newest.id:
             return self.cache
         self._clear()  # a checkpoint the store does not hold (a job of another database, say) is not resumed
         if newest is None:
@@ -114,6 +116,9 @@ class StoredCheckpoints:
         with artifacts.open_checked(self.store, newest, what=what) as body, \
                 tarfile.open(fileobj=body, mode="r") as tar:
             tar.extractall(self.cache, filter="data")
+        if not latest.is_file():
+            raise artifacts.ArtifactCorruptError(f"{what}: artifact {newest.id} holds no latest.json: it is not a "
+                                                 "supernet checkpoint")
         held.write_text(json.dumps({"id": newest.id}))
         return self.cache
 
@@ -126,12 +131,16 @@ class StoredCheckpoints:
             with tarfile.open(fileobj=packed, mode="w") as tar:
                 tar.add(self.cache / "latest.json", "latest.json")
                 tar.add(self.cache / f"epoch-{epoch}", f"epoch-{epoch}")
-            packed.seek(0)
-            with self.sessions() as session:
-                saved = artifacts.save_stream(session, self.store, packed, kind=KIND, job_id=self.job_id,
-                                              filename=f"job-{self.job_id}-supernet-epoch-{epoch}.tar")
-                old = [a.id for a in stored(session, self.job_id)[KEEP:]]
-                artifacts.remove(session, self.store, old)
+
+            def upload() -> artifacts.ArtifactInfo:  # retried from the start while the database is away
+                packed.seek(0)
+                with self.sessions() as session:
+                    return artifacts.save_stream(session, self.store, packed, kind=KIND, job_id=self.job_id,
+                                                 filename=f"job-{self.job_id}-supernet-epoch-{epoch}.tar")
+
+            saved = retry_on_connection_loss(upload, what=f"storing the supernet of job {self.job_id} (epoch {epoch})")
+        with self.sessions() as session:
+            artifacts.remove(session, self.store, [a.id for a in stored(session, self.job_id)[KEEP:]])
         (self.cache / HELD).write_text(json.dumps({"id": saved.id}))
 
     def _clear(self) -> None:

@@ -110,6 +110,10 @@ def test_a_stored_supernet_is_loaded_on_another_machine_and_a_damaged_one_is_an_
 
     job_id, (a, b, c), engine = machines
     trained = _supernet(seed=1)
+    leftover = b.artifacts_dir / f"job-{job_id}" / "supernet"  # of a job 1 of another database, say
+    trained.save(leftover, {"runs": [{"from_epoch": 0}]})
+    assert b.checkpoints(job_id).load(_supernet(seed=2)) is None  # the store has none: not resumed
+    assert not (leftover / "latest.json").exists() and not list(leftover.glob("epoch-*"))
     for epoch in (1, 2, 3):
         trained.epoch.assign(epoch)
         a.checkpoints(job_id).save(trained, {"runs": [{"from_epoch": 0}], "losses": [1.0] * epoch})
@@ -117,7 +121,7 @@ def test_a_stored_supernet_is_loaded_on_another_machine_and_a_damaged_one_is_an_
         kept = stored(session, job_id)
         assert [k.filename for k in kept] == [f"job-{job_id}-supernet-epoch-{e}.tar" for e in (3, 2)]
         assert session.scalar(sa.select(sa.func.count()).select_from(Artifact)) == 2  # epoch 1's removed
-    assert not list((b.artifacts_dir).glob("*"))
+    assert not list(leftover.glob("*"))
     loaded = _supernet(seed=2)
     assert not _same(_state(loaded), _state(trained))
     meta = b.checkpoints(job_id).load(loaded)

@@ -13,6 +13,10 @@ both the default job otherwise; the hypervolume of each front (accuracy over the
 latency span, reference: accuracy 0 at the slowest front member's latency of either job), their ratio, and the
 median ratio over the seeds. Both are heavy (tens of minutes on 2 cores): run with `nice`.
 
+The ranking runs without a database, so its supernet stays in a local folder (`--supernet-dir`, under its file
+lock, through the same `train_supernet` as the workers); the hypervolume jobs run on a database of their own and
+keep their supernet in its artifact store, as every job does.
+
     .venv/bin/python bench/oneshot_ranking.py [--n 30] [--supernet-epochs 2] [--hv-seeds 3 --wall 300]
 """
 

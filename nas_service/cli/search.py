@@ -378,7 +378,7 @@ def export_cmd(
     engine = migrated_engine(settings)
     with session_factory(engine)() as session:
         if inherited:
-            written = export_inherited_front(session, job, out, settings.artifacts_dir)
+            written = export_inherited_front(session, make_store(settings, engine), job, out)
         else:
             written = export_front(session, make_store(settings, engine), job, out)
     console = make_console()

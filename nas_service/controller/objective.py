@@ -21,6 +21,7 @@ from nas_service.controller.latency import predict_latency
 from nas_service.controller.rewards import reward
 from nas_service.controller.scoring import Scorer, arch_hash, make_scorer
 from nas_service.controller.study import RETRY
+from nas_service.controller.supernet_store import SUPERNET_DIR, Checkpoints, StoredCheckpoints
 from nas_service.controller.training_process import ProcessTrainScorer
 from nas_service.db import artifacts, job_queue, trial_records
 from nas_service.db.engine import is_connection_lost, retry_on_connection_loss
@@ -98,12 +99,13 @@ def _checks(limits: Constraints, c: Candidate) -> list[tuple[str, float, float |
             ("model_bytes", c.model_bytes_estimate, limits.max_model_bytes)]
 
 
-def slot_scorer(spec: JobSpec) -> Scorer:
-    """The scorer of one slot: with several slots, real training runs in a process of the slot's own."""
+def slot_scorer(spec: JobSpec, supernet: Checkpoints | None = None) -> Scorer:
+    """The scorer of one slot: with several slots, real training runs in a process of the slot's own; a one-shot
+    job's keeps its supernet in `supernet`."""
     if spec.training.mode == "oneshot":
         from nas_service.controller.oneshot import OneShotScorer
 
-        return OneShotScorer(spec.space)
+        return OneShotScorer(spec.space, supernet)
     if spec.training.scorer == "train" and spec.training.concurrency > 1:
         return ProcessTrainScorer(threads=max(1, len(os.sched_getaffinity(0)) // spec.training.concurrency))
     return make_scorer(spec.training.scorer)
@@ -123,7 +125,8 @@ class TrialObjective:
         self.store = store
         self.space = load_space(spec.space)
         self.num_classes = num_classes_of(spec.dataset, spec.resolution)
-        self.scorer = scorer or slot_scorer(spec)
+        self.scorer = scorer or slot_scorer(spec, StoredCheckpoints(sessions, store, job_id,
+                                                                    self.artifacts_dir / SUPERNET_DIR))
         self.trial_id = -1
         """Optuna's id of the trial in flight, until Optuna has recorded how it ended."""
         self.current: Candidate | None = None

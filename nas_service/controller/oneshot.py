@@ -1,10 +1,10 @@
 """One-shot scoring (`training.mode: oneshot`): the job's supernet scores candidates, its front is then confirmed.
 
 `OneShotScorer` is a scorer like the others: on first use it trains the job's supernet (or resumes it from the
-last epoch checkpointed in the job's artifacts, so a worker killed while training it loses at most an epoch;
-a file lock lets one process train while the others of the machine wait and then load it), then scores each
-candidate by its subnet's held-out top-1 with inherited weights after batch-norm recalibration (`fidelity:
-oneshot`), in well under a second and without a new trace.
+last epoch checkpointed in the artifact store, so a worker killed while training it loses at most an epoch and
+any machine may resume it; the job's supernet lock lets one worker train while the others, on any machine, wait
+and then load it: `supernet_store`), then scores each candidate by its subnet's held-out top-1 with inherited
+weights after batch-norm recalibration (`fidelity: oneshot`), in well under a second and without a new trace.
 
 `confirm_front` runs when the search is over: each member of the one-shot front is claimed by one worker (a
 conditional UPDATE), trained from scratch by today's trainer and exported to int8, and recorded as `fidelity:
@@ -14,17 +14,15 @@ candidates, so `front`, `best` and `knee` serve the confirmed front.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas_service.controller.scoring import EpochCheck, Score, TrainScorer
+from nas_service.controller.supernet_store import SUPERNET_DIR, Checkpoints, LocalCheckpoints
 from nas_service.spec import JobSpec, Training
 from search_spaces import ArchSpec, decode, load_space
 
@@ -39,19 +37,6 @@ log = logging.getLogger(__name__)
 CONFIRMATION_STALE_S = 900.0
 """A front member whose confirmation has reported no epoch for this long is taken over by another worker (its
 worker died); an epoch of a default-job candidate takes well under a minute on 2 cores."""
-SUPERNET_DIR = "supernet"
-"""The supernet's checkpoints, in the job's artifacts folder."""
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if this process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def job_data(dataset: str, training: Training, resolution: int) -> Dataset:
@@ -61,16 +46,19 @@ def job_data(dataset: str, training: Training, resolution: int) -> Dataset:
     return data.subset(training.train_images) if training.train_images else data
 
 
-def train_supernet(directory: Path, space_name: str, data: Dataset, training: Training, seed: int) -> Supernet:
-    """The job's supernet after `training.supernet_epochs`, trained here from its last checkpoint if it is not
-    done; each epoch is checkpointed, and `latest.json`'s `runs` lists the epoch each run started from."""
+def train_supernet(place: Checkpoints | Path, space_name: str, data: Dataset, training: Training,
+                   seed: int) -> Supernet:
+    """The job's supernet after `training.supernet_epochs`, trained here from its newest checkpoint in `place` (the
+    artifact store, or a folder) if it is not done, under `place`'s lock (others wait, then load it); each epoch
+    is checkpointed, and `latest.json`'s `runs` lists the epoch each run started from."""
     from nas_service.trainer.supernet import Supernet
     from nas_service.trainer.training import KERAS_STATE
 
-    with _file_lock(directory / "lock"):
+    checkpoints = LocalCheckpoints(place) if isinstance(place, Path) else place
+    with checkpoints.lock():
         net = Supernet(load_space(space_name), num_classes=data.num_classes, resolution=data.resolution, seed=seed)
         net.configure(sandwich_random=training.sandwich_random)
-        meta = net.restore(directory) or {}
+        meta = checkpoints.load(net) or {}
         runs: list[dict[str, Any]] = list(meta.get("runs", []))
         losses: list[float] = list(meta.get("losses", []))
         if int(net.epoch.numpy()) < training.supernet_epochs:
@@ -80,7 +68,7 @@ def train_supernet(directory: Path, space_name: str, data: Dataset, training: Tr
                     start = time.perf_counter()
                     losses.append(round(net.train_epoch(data.x_train, data.y_train, batch_size=training.batch_size,
                                                         epochs=training.supernet_epochs, seed=seed), 5))
-                    net.save(directory, {"runs": runs, "losses": losses})
+                    checkpoints.save(net, {"runs": runs, "losses": losses})
                     log.info("supernet epoch %d of %d: loss %.4f, %.1f s", int(net.epoch.numpy()),
                              training.supernet_epochs, losses[-1], time.perf_counter() - start)
     return net
@@ -97,8 +85,10 @@ class OneShotScorer:
 
     name = "oneshot"
 
-    def __init__(self, space: str) -> None:
+    def __init__(self, space: str, checkpoints: Checkpoints | None = None) -> None:
         self.space = space
+        self.checkpoints = checkpoints
+        """The job's supernet in the artifact store (`StoredCheckpoints`); None: a folder in `artifacts_dir`."""
         self._lock = threading.Lock()
         self._net: Supernet | None = None
         self._data: Dataset | None = None
@@ -109,7 +99,8 @@ class OneShotScorer:
         with self._lock:
             if self._net is None or self._data is None:
                 data = job_data(dataset, training, resolution)
-                self._net = train_supernet(artifacts_dir / SUPERNET_DIR, space, data, training, seed)
+                place = self.checkpoints or artifacts_dir / SUPERNET_DIR
+                self._net = train_supernet(place, space, data, training, seed)
                 self._data = data
             return self._net, self._data
 

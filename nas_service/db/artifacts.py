@@ -248,7 +248,7 @@ def open_checked(store: ArtifactStore, meta: ArtifactInfo, *, what: str) -> IO[b
 
 
 def job_artifacts(session: Session, job_id: int) -> list[str]:
-    """Ids of every artifact a job's candidates hold or the job produced."""
+    """Ids of every artifact a job's candidates hold or the job produced (its models, its supernet checkpoints)."""
     ids = set(session.scalars(sa.select(Artifact.id).where(Artifact.job_id == job_id)))
     ids |= {a for a in session.scalars(sa.select(Candidate.tflite_artifact).where(Candidate.job_id == job_id)) if a}
     return sorted(ids)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from nas_service.db import locks
+
 if TYPE_CHECKING:
     from nas_service.config import Settings
 
@@ -52,45 +54,18 @@ def alembic_config(connection: sa.Connection | None = None, settings: Settings |
     return config
 
 
-SCHEMA_LOCK_KEY = 0x6E61735F736368  # any constant shared by every process of the service
-
-
 @contextmanager
 def schema_lock(engine: sa.Engine) -> Iterator[None]:
     """Serialise schema changes of processes starting together (ours and Optuna's table creation): a
     PostgreSQL advisory lock, or on SQLite an exclusive `flock` on `<database file>.lock` beside it (without
     it, `nas worker & nas worker &` on a fresh file fails all but one with "table ... already exists")."""
-    if engine.dialect.name == "sqlite":
-        with _file_lock(engine.url.database):
+    if engine.dialect.name == "postgresql":
+        with locks.advisory_lock(engine, locks.SCHEMA_LOCK_KEY):
             yield
         return
-    if engine.dialect.name != "postgresql":
+    path = locks.sqlite_lock_path(engine)
+    with locks.file_lock(path) if path is not None else nullcontext():
         yield
-        return
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        try:
-            yield
-        finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            conn.commit()
-
-
-@contextmanager
-def _file_lock(database: str | None) -> Iterator[None]:
-    """An exclusive lock on the file beside an SQLite database; none for in-memory databases."""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        yield
-        return
-    import fcntl
-
-    path = Path(database).expanduser()
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def upgrade_head(engine: sa.Engine, *, lock: bool = True, settings: Settings | None = None) -> None:

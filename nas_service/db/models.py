@@ -139,7 +139,7 @@ class Trial(Base):
     )
 
 
-ARTIFACT_KINDS = ("model", "dataset")
+ARTIFACT_KINDS = ("model", "dataset", "supernet")
 
 
 class Artifact(Base):

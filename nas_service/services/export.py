@@ -133,11 +133,15 @@ def stream_front_zip(store: ArtifactStore, job_id: int, files: list[FrontFile]) 
     yield sink.take()
 
 
-def export_inherited_front(session: Session, job_id: int, out: Path, artifacts_dir: Path) -> list[Path]:
+def export_inherited_front(session: Session, store: ArtifactStore, job_id: int, out: Path) -> list[Path]:
     """Write the int8 TFLite file of every front member of a one-shot job with the weights it inherits from the
-    job's supernet (not retrained; batch-norm recalibrated), through `build_keras` and the int8 export, so a
-    user can deploy without retraining; with a `front.json` index of each file's int8 accuracy."""
-    from nas_service.controller.oneshot import SUPERNET_DIR, calibration_batches, job_data
+    job's supernet (its newest checkpoint in the artifact store, checked; not retrained; batch-norm
+    recalibrated), through `build_keras` and the int8 export, so a user can deploy without retraining; with a
+    `front.json` index of each file's int8 accuracy."""
+    from sqlalchemy.orm import sessionmaker
+
+    from nas_service.controller.oneshot import calibration_batches, job_data
+    from nas_service.controller.supernet_store import downloaded
     from nas_service.trainer.supernet import Supernet
     from nas_service.trainer.tflite_export import export_int8
     from nas_service.trainer.training import KERAS_STATE
@@ -145,17 +149,19 @@ def export_inherited_front(session: Session, job_id: int, out: Path, artifacts_d
 
     job = get_job(session, job_id)
     spec = job.spec
-    directory = artifacts_dir / f"job-{job_id}" / SUPERNET_DIR
-    if spec.training.mode != "oneshot" or not (directory / "latest.json").is_file():
+    if spec.training.mode != "oneshot":
         raise ExportError(f"job {job_id} has no supernet to inherit weights from (training.mode "
-                          f"{spec.training.mode}, nothing in {directory}); export its front without --inherited")
+                          f"{spec.training.mode}); export its front without --inherited")
     front = get_front(session, job_id)
     if not front:
         raise ExportError(f"job {job_id} has no Pareto front yet ({job.status}, {job.trials_done} trials done)")
     check_out_dir(out)
     data = job_data(spec.dataset, spec.training, spec.resolution or 32)
     net = Supernet(load_space(spec.space), num_classes=data.num_classes, resolution=data.resolution, seed=spec.seed)
-    net.restore(directory)
+    with downloaded(sessionmaker(session.get_bind(), expire_on_commit=False), store, job_id) as checkpoints:
+        if checkpoints.load(net) is None:
+            raise ExportError(f"job {job_id} has no supernet checkpoint in the artifact store to inherit weights "
+                              "from (its supernet never finished an epoch); export its front without --inherited")
     written, index = [], []
     for rank, point in enumerate(front, 1):
         arch = decode(point.arch).with_classes(data.num_classes)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
 
 from nas_service.controller import pareto
-from nas_service.db import artifacts
+from nas_service.db import artifacts, locks
 from nas_service.db.models import Candidate, Job, Trial
 from nas_service.services.catalog import check_names
 from nas_service.services.views import CandidateView, FrontPoint, JobView, Page, TrialView
@@ -145,13 +145,16 @@ def study_name(session: Session, job_id: int, *, owner: str | None = None) -> st
 
 def remove_job(session: Session, job_id: int, *, store: ArtifactStore, database_url: str, artifacts_dir: Path,
                owner: str | None = None) -> tuple[JobView, str]:
-    """`nas rm` and `DELETE /jobs/{id}`: delete a job that is not queued or running with its rows, its models in the
-    artifact store, its Optuna study and this machine's scratch folder; returns what the job was and what was
-    removed besides its rows."""
+    """`nas rm` and `DELETE /jobs/{id}`: delete a job that is not queued or running with its rows, its models and
+    supernet checkpoints in the artifact store, its Optuna study, its lock files beside an SQLite database and this
+    machine's scratch folder; returns what the job was and what was removed besides its rows."""
     name = study_name(session, job_id, owner=owner)
     ids = artifacts.job_artifacts(session, job_id)
     view = delete_job(session, job_id, owner=owner)
     held = artifacts.remove(session, store, ids)
+    bind = session.get_bind()
+    if isinstance(bind, sa.Engine):
+        locks.remove_job_locks(bind, job_id)
     removed = remove_job_files(database_url, name, artifacts_dir / f"job-{job_id}")
     return view, removed + (f", {held} model file(s)" if held else "")
 

@@ -101,8 +101,16 @@ def _check_job(settings: Settings, job_id: int, counts: Counter[str]) -> list[Ca
     attached = {m.artifact_id for t in study.trials for m in optuna.artifacts.get_all_artifact_meta(
         t, storage=study._storage)}
     assert attached == {c.tflite_artifact for c in confirmed}
-    supernet = settings.artifacts_dir / f"job-{job_id}" / "supernet" / "latest.json"
-    assert json.loads(supernet.read_text())["epoch"] == 1
+    from nas_service.controller.supernet_store import StoredCheckpoints, downloaded, stored
+    from nas_service.db import session_factory
+
+    engine = sa.create_engine(settings.database_url)
+    with Session(engine) as session:  # the supernet is in the artifact store, the job's checkpoint of its epoch
+        assert [a.filename for a in stored(session, job_id)] == [f"job-{job_id}-supernet-epoch-1.tar"]
+    with downloaded(session_factory(engine), make_store(settings, engine), job_id) as place:
+        assert isinstance(place, StoredCheckpoints)
+        assert json.loads((place.fetch() / "latest.json").read_text())["epoch"] == 1
+    engine.dispose()
     return front
 
 
@@ -200,3 +208,65 @@ def test_supernet_resumes_from_its_last_epoch_after_sigkill(tmp_path: Path) -> N
     assert meta["epoch"] == 3
     assert [run["from_epoch"] for run in meta["runs"]] == [0, killed_at]
     assert len(meta["losses"]) == 3
+
+
+RESUME_STORED = """
+import sys
+from pathlib import Path
+from nas_service.config import Settings
+from nas_service.controller.oneshot import job_data, train_supernet
+from nas_service.controller.supernet_store import StoredCheckpoints
+from nas_service.db import make_engine, session_factory
+from nas_service.db.artifacts import make_store
+from nas_service.spec import parse_spec
+url, artifacts_dir, job_id = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+spec = parse_spec({"space": "edgetpu_small", "dataset": "digits", "resolution": 28, "training": {
+    "mode": "oneshot", "batch_size": 32, "train_images": 192, "supernet_epochs": 3, "sandwich_random": 0}})
+data = job_data(spec.dataset, spec.training, 28)
+engine = make_engine(url)
+store = make_store(Settings(database_url=url, artifacts_dir=artifacts_dir), engine)
+place = StoredCheckpoints(session_factory(engine), store, job_id, artifacts_dir / f"job-{job_id}" / "supernet")
+train_supernet(place, spec.space, data, spec.training, seed=0)
+"""
+
+
+@pytest.mark.long
+@pytest.mark.postgres
+def test_a_supernet_killed_on_one_machine_resumes_on_another(postgres_url: str, tmp_path: Path) -> None:
+    """Machine A trains the job's supernet into the database's store and is SIGKILLed after an epoch: PostgreSQL
+    frees its lock with its connection, and machine B (an empty artifacts folder) resumes from the stored epoch."""
+    from sqlalchemy.orm import Session
+
+    from nas_service.controller.supernet_store import downloaded, stored
+    from nas_service.db import make_engine, session_factory, upgrade_head
+    from nas_service.db.artifacts import make_store
+
+    engine = make_engine(postgres_url)
+    settings = Settings(database_url=postgres_url, artifacts_dir=tmp_path / "a")
+    upgrade_head(engine, settings=settings)
+    with Session(engine) as session:
+        job_id = jobs.create_job(session, parse_spec(TINY)).id
+
+    def epochs() -> list[str]:
+        with Session(engine) as session:
+            return [a.filename for a in stored(session, job_id)]
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen([sys.executable, "-c", RESUME_STORED, postgres_url, str(tmp_path / "a"), str(job_id)],
+                             env=env)
+    deadline = time.monotonic() + 600
+    while not epochs():
+        assert first.poll() is None, "machine A ended before storing its first epoch"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = max(int(name.rsplit("-", 1)[1].removesuffix(".tar")) for name in epochs())
+    assert killed_at < 3
+    subprocess.run([sys.executable, "-c", RESUME_STORED, postgres_url, str(tmp_path / "b"), str(job_id)], env=env,
+                   check=True, timeout=600)
+    assert epochs()[0] == f"job-{job_id}-supernet-epoch-3.tar" and len(epochs()) == 2
+    with downloaded(session_factory(engine), make_store(settings, engine), job_id) as place:
+        meta = json.loads((place.fetch() / "latest.json").read_text())
+    assert [run["from_epoch"] for run in meta["runs"]] == [0, killed_at] and len(meta["losses"]) == 3
+    engine.dispose()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from optuna.artifacts.exceptions import ArtifactNotFound
 
 from nas_service.config import Settings
-from nas_service.db import Artifact, Candidate, make_engine, session_factory, upgrade_head
+from nas_service.db import Artifact, Candidate, Job, make_engine, session_factory, upgrade_head
 from nas_service.db.artifacts import (
     ArtifactCorruptError,
     ArtifactMissingError,
@@ -250,3 +250,63 @@ def test_migration_moves_the_files_rows_pointed_to(backend: str, tmp_path: Path,
         command.upgrade(alembic_config(conn), "0007")
         assert conn.execute(sa.text("SELECT count(*) FROM trial_system_attributes WHERE key LIKE 'artifacts:%'"
                                     )).scalar() == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migration_0008_lets_artifacts_be_supernets_and_its_downgrade_removes_them(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Before 0008 the kind check refuses `supernet`; after it a supernet checkpoint is stored beside a model; the
+    downgrade removes the checkpoint (bytes and row), keeps the model and the candidate that refers to it (SQLite
+    rebuilds the table in batch mode), and the check refuses `supernet` again."""
+    from alembic import command
+
+    from nas_service.db.migrate import alembic_config
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'nas.db'}"
+    settings = Settings(database_url=url, artifacts_dir=tmp_path / "artifacts", artifact_store="db")
+    engine = make_engine(url)
+
+    def migrate(step: object, revision: str) -> None:
+        with engine.connect() as conn:
+            if backend == "sqlite":  # as upgrade_head runs them (see its docstring)
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            with conn.begin():
+                step(alembic_config(conn, settings), revision)  # type: ignore[operator]
+            if backend == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+
+    def add(kind: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO nas_artifacts (id, kind, filename, sha256, size, created_at) VALUES "
+                                 "(:id, :kind, 'f', 'x', 0, CURRENT_TIMESTAMP)"), {"id": f"old-{kind}", "kind": kind})
+
+    migrate(command.upgrade, "0007")
+    with pytest.raises(sa.exc.IntegrityError, match="ck_nas_artifacts_kind|CHECK constraint"):
+        add("supernet")
+    migrate(command.upgrade, "0008")
+    store = make_store(settings, engine)
+    with session_factory(engine)() as session:
+        session.add(Job(id=1, spec={}, status="completed", study_name="job-1"))
+        session.commit()
+        model = save_stream(session, store, io.BytesIO(b"TFL3 model"), kind="model", filename="m.tflite", job_id=1)
+        supernet = save_stream(session, store, io.BytesIO(BIG), kind="supernet", filename="job-1-supernet-epoch-1.tar",
+                               job_id=1)
+        session.add(Candidate(job_id=1, arch="a", arch_hash="h", status="trained", params=1, macs=1,
+                              model_bytes_estimate=1, analysis={}, latency_ms=1.0, cpu_ms=0.0, latency_profile="p",
+                              latency={}, violations={}, curve=[], origin="sampler", tflite_artifact=model.id))
+        session.commit()
+    migrate(command.downgrade, "0007")
+    with session_factory(engine)() as session:
+        assert session.scalars(sa.select(Artifact.id)).all() == [model.id]
+        assert session.scalars(sa.select(Candidate.tflite_artifact)).all() == [model.id]
+        assert session.scalar(sa.select(sa.func.count()).select_from(ArtifactChunk).where(
+            ArtifactChunk.artifact_id == supernet.id)) == 0
+    with pytest.raises(ArtifactNotFound):
+        store.open_reader(supernet.id)
+    with pytest.raises(sa.exc.IntegrityError, match="ck_nas_artifacts_kind|CHECK constraint"):
+        add("supernet")
+    migrate(command.upgrade, "head")
+    add("supernet")
+    engine.dispose()

@@ -182,7 +182,9 @@ def _ssd_extra(x: Any, depthwise: bool) -> list[Any]:
 def ssd_mobilenet(input_size: int, version: int = 1, classes: int = 91, lite: bool = False) -> Any:
     """SSD MobileNet v1 / v2 (and SSDLite) as the TF1 Object Detection API builds them for COCO: feature
     maps at Conv2d_11 / Conv2d_13 pointwise (v1) or layer_15 expansion / layer_19 (v2), four extra maps,
-    3 anchors on the first map and 6 on the others, `classes` including background."""
+    3 anchors on the first map and 6 on the others, `classes` including background. TF-slim counts the stem
+    convolution as layer_1 and the first inverted residual as layer_2, so its layer_15 expansion is Keras's
+    block_13_expand (19x19 at 300 px, before the stride-2 depthwise): 1,917 anchors, as for v1."""
     import keras
 
     if version == 1:
@@ -192,7 +194,7 @@ def ssd_mobilenet(input_size: int, version: int = 1, classes: int = 91, lite: bo
     else:
         base = keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), include_top=False,
                                               weights=None)
-        first, last = base.get_layer("block_15_expand_relu").output, base.output
+        first, last = base.get_layer("block_13_expand_relu").output, base.output
     maps = [first, last, *_ssd_extra(last, lite)]
     return keras.Model(base.input, _ssd_head(maps, [3, 6, 6, 6, 6, 6], classes, lite))
 

@@ -73,14 +73,26 @@ ASSUMPTIONS = {
                                       "by leave-one-out (16/32/64 equal on the published networks)",
     "activation_bytes": "on-chip memory for a layer's input and output; 2 MB chosen by leave-one-out "
                         "(none 28%, 2 MB 21%, >=3 MB 27% on USB); an assumption, not a published figure",
-    "concatenation": "free: the compiler writes the inputs of a concatenation into its output",
+    "held tensors": "a layer's output read again more than 10 layers later (features.HELD_SPAN: a U-Net skip, a "
+                    "detector's feature tap) stays in activation memory while the layers between run; where their "
+                    "working set (inputs, outputs and every held tensor) exceeds activation_bytes, the held tensor "
+                    "is spilled: written to host memory and read back over the link once. Residual shortcuts (read "
+                    "again 3-8 layers on) are kept on chip: spilling them too prices ResNet-50 at 299 px +37% (USB "
+                    "leave-one-out). An assumption chosen by leave-one-out, not a published figure",
+    "transposed convolution": "a stride-s TRANSPOSE_CONV runs as a convolution over its input dilated with zeros "
+                              "(the usual lowering of a transposed convolution onto a convolution array): k*k*cin "
+                              "MACs at every output position, s*s times the op's own MACs",
+    "concatenation": "free, data traffic included: the compiler writes the inputs of a concatenation into its output",
     "pools": "cost the data they move only (no MACs on the array)",
     "streaming": "parameters beyond the cache stream over the host link while the array computes "
                  "(double-buffered): the TPU's time is the larger of the two",
     "host": "fallback ops on the host CPU: a desktop core for USB, a Cortex-A53 for the Dev Board; the GMAC rate "
             "fixed, the element rate fitted (the SSD postprocess on the CPU)",
     "data": "published Coral latencies (Table 1 of coral.ai/docs/edgetpu/benchmarks, the coral.ai models pages, "
-            "pycoral's benchmarks, community C++ timings); see data/edgetpu_excluded.csv for what is left out",
+            "pycoral's benchmarks, community C++ timings); see data/edgetpu_excluded.csv for what is left out, "
+            "including rows faster than the network rebuilt could stream its parameters at the link's 500 MB/s line "
+            "rate (published.LINK_CEILING_MB_PER_S: Inception-ResNet V2's 48 MB beyond the cache need at least "
+            "96 ms; it is published at 57 / 69 ms)",
 }
 """Every assumption of the Edge TPU model with its source, recorded in each fitted profile."""
 

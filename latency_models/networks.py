@@ -109,13 +109,21 @@ def _load_cache() -> dict[str, tuple[Layer, ...]]:
 
 
 def regenerate_cache(csv_path: Path, out: Path = CACHE_PATH) -> dict[str, int]:
-    """Build every Keras application and `build.` network named in `csv_path` and write their layers to `out`."""
+    """Build every Keras application and `build.` network named in `csv_path` and write their layers to `out`.
+    Networks already in `out` that the CSV does not name are kept (Inception-ResNet V2, whose published rows
+    `published.py` prices to leave them out)."""
     networks: dict[str, list[list[Any]]] = {}
+    if out.is_file():
+        old = json.loads(out.read_text())
+        if old.get("schema_version") == CACHE_SCHEMA_VERSION:
+            networks.update(old["networks"])
+    named: set[str] = set()
     for row in read_measurements(csv_path):
         if not row.reference.startswith(("keras.applications.", "build.")):
             continue
         key = network_key(row.reference, row.input_size, row.width)
-        if key not in networks:
+        if key not in named:
+            named.add(key)
             layers = build_layers(row.reference, row.input_size, row.width)
             networks[key] = [layer_to_row(la) for la in layers]
     out.parent.mkdir(parents=True, exist_ok=True)

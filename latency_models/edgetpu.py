@@ -17,8 +17,8 @@ inputs in place):
 
 Padded GMACs round the reduction (k*k*cin) and the output channels up to the array's lanes (16),
 so a layer narrower than the lanes pays for them, and a wider one does not. A stride-s transposed
-convolution runs as a convolution over its zero-dilated input (`features.DILATED_OPS`): k*k*cin at
-every output position, s*s times the MACs the op needs. Parameters fill the
+convolution runs as s*s convolutions, one per output phase (`features.DILATED_OPS`): ceil(k/s)^2 * cin
+at every output position, 16/9 of the MACs the op needs for k 3, s 2. Parameters fill the
 ~7.9 MiB cache in execution order; the rest is streamed on every invocation while the array works
 (double-buffered), so the TPU's time is max(sum of compute, ms_per_mb_link * streamed MB); spilled
 activations share that link but wait for it. So

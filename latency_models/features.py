@@ -33,9 +33,22 @@ ELEMENTWISE_OPS = frozenset({
     "prelu", "identity", "gelu", "elu", "detection_postprocess"})
 FREE_OPS = frozenset({"reshape", "squeeze", "expand_dims"})
 DILATED_OPS = frozenset({"transpose_conv"})
-"""Ops whose reduction is k*k*cin at every output position: a stride-s transposed convolution runs as a
-convolution over its input dilated with s-1 zeros between pixels, so the array spends s*s times the MACs the
-op needs (the `reduction` column, which only the Edge TPU model's padding reads)."""
+"""Ops whose reduction is that of their phase decomposition: a stride-s transposed convolution runs as s*s
+stride-1 convolutions of the input, one per output phase, each with a ceil(k/s) x ceil(k/s) kernel (the
+phases' kernels padded to the largest), so every output position reduces ceil(k/s)^2 * cin: 4 * cin for k 3,
+s 2, 1.8 times the op's own 9/4 * cin (the `reduction` column, which only the Edge TPU model's padding reads).
+Running it over the zero-dilated input instead (k*k*cin, 4 times the op's MACs) gives leave-one-out MAPE
+12.6% (USB) / 9.4% (Dev Board) against 8.9% / 11.8%; the op's own MACs 11.8% / 12.2%."""
+
+
+def _phase_reduction(weights: np.ndarray, kernel: np.ndarray, channels: np.ndarray, in_size: np.ndarray,
+                     out_size: np.ndarray) -> np.ndarray:
+    """ceil(k/s)^2 * cin per output position of a transposed convolution (see `DILATED_OPS`)."""
+    k = np.maximum(kernel, 1)
+    cin = np.maximum(weights / (k * k * channels), 1.0)
+    stride = np.maximum(np.rint(np.sqrt((out_size / channels) / np.maximum(in_size / cin, 1.0))), 1.0)
+    result: np.ndarray = np.ceil(k / stride) ** 2 * cin
+    return result
 
 ACTIVATION_PASSES = {None: 0, "relu": 0, "relu6": 0, "hswish": 1, "hard_sigmoid": 1, "sigmoid": 1, "tanh": 1,
                      "softmax": 1, "swish": 2, "gelu": 2, "elu": 1}
@@ -145,7 +158,8 @@ def rows_from_specs(specs: np.ndarray) -> np.ndarray:
     rows[:, KIND] = kind
     rows[:, OPCODE] = opcode
     rows[:, MACS] = macs
-    reduction = np.where(dilated == 1, weights / c, macs / np.maximum(out_size, 1))
+    reduction = np.where(dilated == 1, _phase_reduction(weights, kernel, c, in_size, out_size),
+                         macs / np.maximum(out_size, 1))
     rows[:, REDUCTION] = np.where(compute, reduction, 0.0)
     rows[:, OUT_CHANNELS] = np.where(compute, c, 0)
     rows[:, POSITIONS] = np.where(compute, out_size / c, 0.0)

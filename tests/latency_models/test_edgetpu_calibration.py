@@ -133,15 +133,18 @@ def _unet(size: int) -> tuple[object, object]:
     return layers, layer_table(layers)
 
 
-def test_a_transposed_convolution_runs_over_its_zero_dilated_input() -> None:
+def test_a_transposed_convolution_runs_as_one_convolution_per_output_phase() -> None:
     from latency_models import features as f
 
-    _, table = _unet(128)
-    rows = table.rows[[op == "transpose_conv" for op in table.ops]]
-    assert len(rows) == 5
-    # stride 2: k*k*cin at each of 4x the input positions, so the array occupies 4x the op's MACs
+    layers, table = _unet(128)
+    transposed = [i for i, op in enumerate(table.ops) if op == "transpose_conv"]
+    assert len(transposed) == 5 and all((layers[i].kernel, layers[i].stride) == (3, 2) for i in transposed)
+    rows = table.rows[transposed]
+    cin = [layers[i].input_shape[-1] for i in transposed]
+    # 3x3 at stride 2: four phases of at most 2x2 taps, so 4 * cin per output position (the op needs 9/4 * cin)
+    assert rows[:, f.REDUCTION] == pytest.approx([4 * c for c in cin])
     occupied = rows[:, f.POSITIONS] * rows[:, f.REDUCTION] * rows[:, f.OUT_CHANNELS]
-    assert occupied == pytest.approx(4 * rows[:, f.MACS])
+    assert occupied == pytest.approx(16 / 9 * rows[:, f.MACS])
 
 
 def test_long_held_tensors_spill_only_when_the_working_set_exceeds_the_activation_memory() -> None:

@@ -179,20 +179,42 @@ def _ssd_extra(x: Any, depthwise: bool) -> list[Any]:
     return maps
 
 
+def _slim_mobilenet_v1(input_size: int) -> tuple[Any, Any, Any]:
+    """TF-slim's MobileNet v1 body (what the Object Detection API's SSD extracts features from): SAME padding,
+    so a 300 px input runs at 150, 75, 38, 19 and 10 px. keras.applications.MobileNet pads one pixel on the
+    bottom-right and convolves VALID (37, 18 and 9 px at 300). Returns the model, Conv2d_11 and Conv2d_13
+    pointwise outputs."""
+    import keras
+    from keras import layers
+
+    def relu6(y: Any) -> Any:
+        return layers.ReLU(6.0)(layers.BatchNormalization()(y))
+
+    inp = keras.Input((input_size, input_size, 3))
+    x = relu6(layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(inp))
+    taps = []
+    for filters, stride in ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
+                            (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)):
+        x = relu6(layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x))
+        x = relu6(layers.Conv2D(filters, 1, use_bias=False)(x))
+        taps.append(x)
+    return keras.Model(inp, x), taps[10], taps[12]
+
+
 def ssd_mobilenet(input_size: int, version: int = 1, classes: int = 91, lite: bool = False) -> Any:
     """SSD MobileNet v1 / v2 (and SSDLite) as the TF1 Object Detection API builds them for COCO: feature
     maps at Conv2d_11 / Conv2d_13 pointwise (v1) or layer_15 expansion / layer_19 (v2), four extra maps,
-    3 anchors on the first map and 6 on the others, `classes` including background."""
+    3 anchors on the first map and 6 on the others, `classes` including background. TF-slim counts the stem
+    convolution as layer_1 and the first inverted residual as layer_2, so its layer_15 expansion is Keras's
+    block_13_expand (19x19 at 300 px, before the stride-2 depthwise): 1,917 anchors, as for v1."""
     import keras
 
     if version == 1:
-        base = keras.applications.MobileNet(input_shape=(input_size, input_size, 3), include_top=False,
-                                            weights=None)
-        first, last = base.get_layer("conv_pw_11_relu").output, base.output
+        base, first, last = _slim_mobilenet_v1(input_size)
     else:
         base = keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), include_top=False,
                                               weights=None)
-        first, last = base.get_layer("block_15_expand_relu").output, base.output
+        first, last = base.get_layer("block_13_expand_relu").output, base.output
     maps = [first, last, *_ssd_extra(last, lite)]
     return keras.Model(base.input, _ssd_head(maps, [3, 6, 6, 6, 6, 6], classes, lite))
 

@@ -57,10 +57,11 @@ DEFAULT_EDGETPU_FIXED: dict[str, Any] = {
 }
 """Facts not fitted: ~7.9 MiB usable parameter cache (compiler logs); the array's lanes (16: 4 TOPS at
 500 MHz is 4,096 MACs a cycle, 4x4 tiles of 4 cores of 64 lanes; whether a layer narrower than 64
-channels pays for 64 the published networks cannot tell (leave-one-out MAPE USB 19.2 / 19.5 / 19.5% at
-64 / 32 / 16 lanes), while narrow cell networks measured a 3.25x spread that 64-lane padding flattens);
-the activation memory (2 MB: a layer reading and writing more spills the rest; leave-one-out MAPE USB
-without it 28%, at 2 MB 21%, at 3 MB and more the spill vanishes: 27%); the host CPU that runs fallback
+channels pays for 64 the published networks cannot tell (leave-one-out MAPE USB / Dev Board 8.4 / 11.3,
+8.1 / 11.6 and 8.9 / 11.8% at 64, 32 and 16 lanes), while narrow cell networks measured a 3.25x spread that
+64-lane padding flattens); the activation memory (2 MB: a layer reading and writing more spills the rest, and
+so does a held tensor that does not fit beside the layers it is held across; leave-one-out MAPE USB / Dev
+Board 9.6 / 12.7% at 1.5 MB, 8.9 / 11.8% at 2 MB, 9.9 / 12.3% at 2.5 MB); the host CPU that runs fallback
 ops (a desktop core for USB, its element rate the prior of the fitted `host_ms_per_melement`)."""
 
 
@@ -69,18 +70,36 @@ ASSUMPTIONS = {
                    "available for caching model parameters'); the rest streams from the host on every run",
     "reduction_align, channel_align": "4 TOPS at 500 MHz is 4,096 MACs a cycle (Coral datasheet); 4x4 tiles of "
                                       "4 cores (Yazdanbakhsh et al. 2021, 'An Evaluation of Edge TPU "
-                                      "Accelerators for Convolutional Neural Networks'); 16 lanes padded, chosen "
-                                      "by leave-one-out (16/32/64 equal on the published networks)",
-    "activation_bytes": "on-chip memory for a layer's input and output; 2 MB chosen by leave-one-out "
-                        "(none 28%, 2 MB 21%, >=3 MB 27% on USB); an assumption, not a published figure",
-    "concatenation": "free: the compiler writes the inputs of a concatenation into its output",
+                                      "Accelerators for Convolutional Neural Networks'); 16 lanes padded "
+                                      "(leave-one-out MAPE USB / Dev Board 8.9 / 11.8% at 16, 8.1 / 11.6% at 32, "
+                                      "8.4 / 11.3% "
+                                      "at 64 lanes; 16 kept for the spread of narrow networks)",
+    "activation_bytes": "on-chip memory for the activations a layer works on; 2 MB chosen by leave-one-out "
+                        "(USB / Dev Board MAPE 9.6 / 12.7% at 1.5 MB, 8.9 / 11.8% at 2 MB, 9.9 / 12.3% at "
+                        "2.5 MB); an assumption, not a published figure",
+    "held tensors": "a layer's output read again more than 10 layers later (features.HELD_SPAN: a U-Net skip, a "
+                    "detector's feature tap) stays in activation memory while the layers between run; where their "
+                    "working set (inputs, outputs and every held tensor) exceeds activation_bytes, the held tensor "
+                    "is spilled: written to host memory and read back over the link once. Residual shortcuts (read "
+                    "again 3-8 layers on) are kept on chip: spilling them too prices ResNet-50 at 299 px +37% (USB "
+                    "leave-one-out). An assumption chosen by leave-one-out, not a published figure",
+    "transposed convolution": "a stride-s TRANSPOSE_CONV runs as s*s stride-1 convolutions of its input, one per "
+                              "output phase, each kernel padded to ceil(k/s) x ceil(k/s) (the phase decomposition "
+                              "that runs a transposed convolution on a convolution array without multiplying "
+                              "zeros): ceil(k/s)^2 * cin MACs per output position, 16/9 of the op's own for k 3, "
+                              "s 2. Chosen by leave-one-out (USB / Dev Board MAPE: phases 8.9 / 11.8%, over the "
+                              "zero-dilated input 12.6 / 9.4%, the op's own MACs 11.8 / 12.2%)",
+    "concatenation": "free, data traffic included: the compiler writes the inputs of a concatenation into its output",
     "pools": "cost the data they move only (no MACs on the array)",
     "streaming": "parameters beyond the cache stream over the host link while the array computes "
                  "(double-buffered): the TPU's time is the larger of the two",
     "host": "fallback ops on the host CPU: a desktop core for USB, a Cortex-A53 for the Dev Board; the GMAC rate "
             "fixed, the element rate fitted (the SSD postprocess on the CPU)",
     "data": "published Coral latencies (Table 1 of coral.ai/docs/edgetpu/benchmarks, the coral.ai models pages, "
-            "pycoral's benchmarks, community C++ timings); see data/edgetpu_excluded.csv for what is left out",
+            "pycoral's benchmarks, community C++ timings); see data/edgetpu_excluded.csv for what is left out, "
+            "including rows faster than the network rebuilt could stream its parameters at the link's 500 MB/s line "
+            "rate (published.LINK_CEILING_MB_PER_S: Inception-ResNet V2's 48 MB beyond the cache need at least "
+            "96 ms; it is published at 57 / 69 ms)",
 }
 """Every assumption of the Edge TPU model with its source, recorded in each fitted profile."""
 

@@ -2,18 +2,23 @@
 run below peak, on-chip activation memory, and a parameter cache whose overflow is streamed over
 the host link.
 
-Per layer the TPU runs (concatenations are free: the compiler writes their inputs in place):
+Per layer the TPU runs (concatenations are free, data traffic included: the compiler writes their
+inputs in place):
 
   compute = ms_per_layer
             + ms_per_gmac * padded GMACs           (convolutions, transposed convolutions, dense)
             + ms_per_gmac_depthwise * GMACs        (depthwise: one reduction lane per channel)
             + ms_per_mb_activation * MB read and written
             + ms_per_melement * M elements          (sums, products, activations; pools only move data)
-  spill   = ms_per_mb_link * MB beyond the activation memory (input + output over `activation_bytes`,
-                                                    spilled to host memory over the link)
+  spill   = ms_per_mb_link * (MB beyond the activation memory (input + output over `activation_bytes`)
+                              + 2 * MB of its output when that output is held (`features.HELD_SPAN`) while
+                                the working set of the layers between exceeds `activation_bytes`: written
+                                to host memory and read back)
 
 Padded GMACs round the reduction (k*k*cin) and the output channels up to the array's lanes (16),
-so a layer narrower than the lanes pays for them, and a wider one does not. Parameters fill the
+so a layer narrower than the lanes pays for them, and a wider one does not. A stride-s transposed
+convolution runs as s*s convolutions, one per output phase (`features.DILATED_OPS`): ceil(k/s)^2 * cin
+at every output position, 16/9 of the MACs the op needs for k 3, s 2. Parameters fill the
 ~7.9 MiB cache in execution order; the rest is streamed on every invocation while the array works
 (double-buffered), so the TPU's time is max(sum of compute, ms_per_mb_link * streamed MB); spilled
 activations share that link but wait for it. So
@@ -94,11 +99,13 @@ def _terms(batch: TableBatch, profile: DeviceProfile) -> _Terms:
     depthwise = rows[:, f.OPCODE] == f.DEPTHWISE
     padded_gmacs = f.padded_macs(rows, int(fixed["reduction_align"]), int(fixed["channel_align"])) * 1e-9
     activation = rows[:, f.IN_ELEMENTS] + rows[:, f.OUT_ELEMENTS]
-    spill_mb = np.clip(activation - float(fixed["activation_bytes"]), 0.0, None) * 1e-6
+    capacity = float(fixed["activation_bytes"])
+    held_out = np.where(rows[:, f.HELD_PEAK] > capacity, rows[:, f.OUT_ELEMENTS], 0.0)  # written out, read back
+    spill_mb = (np.clip(activation - capacity, 0.0, None) + 2.0 * held_out) * 1e-6
     elementwise = np.where((kind == f.ELEMENTWISE) & ~pool & ~in_place, rows[:, f.ELEMENTS], 0.0)
     array_ms = np.where(depthwise, c["ms_per_gmac_depthwise"] * rows[:, f.MACS] * 1e-9, c["ms_per_gmac"] * padded_gmacs)
-    compute = (np.where(in_place, 0.0, c["ms_per_layer"]) + array_ms
-               + c["ms_per_mb_activation"] * activation * 1e-6 + c["ms_per_melement"] * elementwise * 1e-6)
+    compute = (np.where(in_place, 0.0, c["ms_per_layer"] + c["ms_per_mb_activation"] * activation * 1e-6) + array_ms
+               + c["ms_per_melement"] * elementwise * 1e-6)
     compute = np.where(on_tpu, compute, 0.0)
     spill_ms = np.where(on_tpu, c["ms_per_mb_link"] * spill_mb, 0.0)
 

@@ -22,9 +22,11 @@ from search_spaces import analyze, reference, reference_names, resolve
 from search_spaces.analysis import Layer
 
 CACHE_PATH = Path(__file__).with_name("data") / "networks.json"
-CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA_VERSION = 2
 _FIELDS = ("name", "op", "input_shape", "output_shape", "kernel", "stride", "weights", "bias", "batch_norm",
-           "activation", "macs")
+           "activation", "macs", "inputs")
+"""Schema 2 adds `inputs` (the layers each one reads, so that the Edge TPU model can tell which tensors
+are alive at once: skip connections, branch inputs)."""
 
 
 def network_key(ref: str, input_size: int, width: float | None) -> str:
@@ -83,13 +85,18 @@ def _keras_application(cls: str, input_size: int, width: float | None) -> Any:
 
 
 def layer_to_row(layer: Layer) -> list[Any]:
-    return [getattr(layer, f) if "shape" not in f else list(getattr(layer, f)) for f in _FIELDS]
+    def value(name: str) -> Any:
+        v = getattr(layer, name)
+        return list(v) if isinstance(v, tuple) else v
+
+    return [value(f) for f in _FIELDS]
 
 
 def row_to_layer(row: list[Any]) -> Layer:
     values = dict(zip(_FIELDS, row, strict=True))
-    values["input_shape"] = tuple(values["input_shape"])
-    values["output_shape"] = tuple(values["output_shape"])
+    for name in ("input_shape", "output_shape", "inputs"):
+        if values[name] is not None:
+            values[name] = tuple(values[name])
     return Layer(**values)
 
 
@@ -102,13 +109,21 @@ def _load_cache() -> dict[str, tuple[Layer, ...]]:
 
 
 def regenerate_cache(csv_path: Path, out: Path = CACHE_PATH) -> dict[str, int]:
-    """Build every Keras application and `build.` network named in `csv_path` and write their layers to `out`."""
+    """Build every Keras application and `build.` network named in `csv_path` and write their layers to `out`.
+    Networks already in `out` that the CSV does not name are kept (Inception-ResNet V2, whose published rows
+    `published.py` prices to leave them out)."""
     networks: dict[str, list[list[Any]]] = {}
+    if out.is_file():
+        old = json.loads(out.read_text())
+        if old.get("schema_version") == CACHE_SCHEMA_VERSION:
+            networks.update(old["networks"])
+    named: set[str] = set()
     for row in read_measurements(csv_path):
         if not row.reference.startswith(("keras.applications.", "build.")):
             continue
         key = network_key(row.reference, row.input_size, row.width)
-        if key not in networks:
+        if key not in named:
+            named.add(key)
             layers = build_layers(row.reference, row.input_size, row.width)
             networks[key] = [layer_to_row(la) for la in layers]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,32 @@ NOT_BUILT = (
 )
 
 
+LINK_CEILING_MB_PER_S = 500.0
+"""The fastest any Edge TPU host link can move streamed parameters: the chip's host interfaces are PCIe Gen2 x1,
+USB 2.0 and USB 3.1 Gen 1 (Coral Accelerator Module datasheet), the fastest of them 5 Gb/s with 8b/10b coding,
+500 MB/s before protocol overhead. (VGG16, 130 MB streamed, measures 296 ms on USB: ~440 MB/s.)"""
+
+
+def link_bound_reason(reference: str, input_size: int, width: float | None, latency_ms: float) -> str | None:
+    """Why a row cannot time the network rebuilt for it: its parameters beyond the cache could not cross the link
+    in the published time even at the link's line rate. None when the row is physically possible."""
+    from latency_models import edgetpu
+    from latency_models.calibration import DEFAULT_EDGETPU_FIXED
+    from latency_models.features import layer_table
+    from latency_models.networks import network_layers
+    from latency_models.profiles import DeviceProfile
+
+    profile = DeviceProfile("bound", "edgetpu", "", edgetpu.PRIOR | {"host_ms_per_melement": 5.0},
+                            DEFAULT_EDGETPU_FIXED)
+    streamed = edgetpu.streamed_bytes(layer_table(network_layers(reference, input_size, width)), profile)
+    floor_ms = streamed / (LINK_CEILING_MB_PER_S * 1e3)
+    if latency_ms >= floor_ms:
+        return None
+    return (f"faster than physically possible for the network rebuilt: its {streamed / 1e6:.0f} MB of parameters "
+            f"beyond the cache take at least {floor_ms:.0f} ms at the link's 500 MB/s line rate, so the network "
+            "timed cannot be the one rebuilt")
+
+
 def _network(name: str) -> tuple[str, int | None, str] | None:
     low = name.lower().strip()
     for pattern, ref, size, how in NETWORKS:
@@ -112,6 +138,11 @@ def sort_rows(published: Path) -> tuple[list[dict[str, str]], list[dict[str, str
                 continue
             ref, size, how = network
             width = row["width_multiplier"].split()[0] if row["width_multiplier"] else ""
+            bound = link_bound_reason(ref, int(size or row["input_size"]), float(width) if width else None,
+                                      float(row["latency_ms"]))
+            if bound is not None:
+                excluded.append({**base, "reason": bound})
+                continue
             used.append({"model": row["model"], "reference": ref, "input_size": str(size or row["input_size"]),
                          "width_multiplier": width, "device": device, "latency_ms": row["latency_ms"],
                          "trust": row["trust"], "built_with": how, "published_device": row["device"],

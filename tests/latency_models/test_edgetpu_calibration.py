@@ -30,7 +30,9 @@ def test_every_published_row_is_used_or_left_out_with_its_reason() -> None:
     networks = defaultdict(set)
     for r in used:
         networks[r["device"]].add((r["reference"], r["input_size"]))
-    assert len(networks["edgetpu_usb"]) >= 14 and len(networks["edgetpu_devboard"]) >= 14
+    # Inception-ResNet V2 is left out on both devices (faster than its streamed parameters can cross the link),
+    # which leaves the USB desktop 13 networks.
+    assert len(networks["edgetpu_usb"]) >= 13 and len(networks["edgetpu_devboard"]) >= 14
     if PUBLISHED.is_file():  # the sorting rules reproduce the committed files
         again_used, again_excluded = sort_rows(PUBLISHED)
         assert again_used == used and again_excluded == excluded
@@ -86,9 +88,9 @@ def test_calibrate_takes_a_users_csv_alone_or_with_the_published_rows(tmp_path: 
     result = runner.invoke(app, ["latency", "calibrate", str(user), "--device", "edgetpu_usb", "--out", str(both),
                                  "--with-published"])
     assert result.exit_code == 0, result.output
-    assert "18 networks" in result.output
+    assert "17 networks" in result.output
     fits = [json.loads(p.read_text()) for p in (alone, both)]
-    assert fits[0]["fit"]["rows"] == 4 and fits[1]["fit"]["rows"] == 4 + 30  # the published USB rows
+    assert fits[0]["fit"]["rows"] == 4 and fits[1]["fit"]["rows"] == 4 + 29  # the published USB rows
     assert fits[0]["version"] != fits[1]["version"] != load_profile("edgetpu_usb").version
     bad = tmp_path / "bad.csv"
     bad.write_text("reference,device,latency_ms\nmobilenet_v2,edgetpu_usb,-1\n")
@@ -109,3 +111,64 @@ def test_a_standalone_softmax_is_an_op_the_calibration_networks_have() -> None:
               Layer("fc", "fully_connected", (32,), (10,), weights=320, bias=True, macs=320),
               Layer("softmax", "softmax", (10,), (10,)))
     assert extrapolation(layer_table(layers), 0, load_profile("edgetpu_usb")) == ()
+
+
+def test_a_published_row_faster_than_its_parameters_can_stream_is_left_out() -> None:
+    from latency_models.published import link_bound_reason
+
+    # Inception-ResNet V2 streams 48 MB beyond the cache: at least 96 ms at 500 MB/s, published at 57 ms.
+    reason = link_bound_reason("keras.applications.InceptionResNetV2", 299, None, 57.0)
+    assert reason is not None and "500 MB/s" in reason
+    assert link_bound_reason("keras.applications.InceptionResNetV2", 299, None, 120.0) is None
+    assert link_bound_reason("keras.applications.VGG16", 224, None, 296.0) is None  # 130 MB: ~440 MB/s
+    left_out = [r for r in _rows("edgetpu_excluded.csv") if "line rate" in r["reason"]]
+    assert {r["model"] for r in left_out} == {"Inception-ResNet V2"}
+
+
+def _unet(size: int) -> tuple[object, object]:
+    from latency_models.features import layer_table
+    from latency_models.networks import network_layers
+
+    layers = network_layers("build.unet_mobilenet_v2", size)
+    return layers, layer_table(layers)
+
+
+def test_a_transposed_convolution_runs_as_one_convolution_per_output_phase() -> None:
+    from latency_models import features as f
+
+    layers, table = _unet(128)
+    transposed = [i for i, op in enumerate(table.ops) if op == "transpose_conv"]
+    assert len(transposed) == 5 and all((layers[i].kernel, layers[i].stride) == (3, 2) for i in transposed)
+    rows = table.rows[transposed]
+    cin = [layers[i].input_shape[-1] for i in transposed]
+    # 3x3 at stride 2: four phases of at most 2x2 taps, so 4 * cin per output position (the op needs 9/4 * cin)
+    assert rows[:, f.REDUCTION] == pytest.approx([4 * c for c in cin])
+    occupied = rows[:, f.POSITIONS] * rows[:, f.REDUCTION] * rows[:, f.OUT_CHANNELS]
+    assert occupied == pytest.approx(16 / 9 * rows[:, f.MACS])
+
+
+def test_long_held_tensors_spill_only_when_the_working_set_exceeds_the_activation_memory() -> None:
+    import dataclasses
+
+    from latency_models import edgetpu
+    from latency_models import features as f
+    from latency_models.features import layer_table
+
+    profile = load_profile("edgetpu_usb")
+    capacity = profile.fixed["activation_bytes"]
+    for size, spills in ((128, False), (256, True)):
+        layers, table = _unet(size)
+        held = table.rows[:, f.HELD_PEAK]
+        assert (held > 0).sum() == 4  # the encoder's four skip taps, read by the decoder's concatenations
+        assert bool((held > capacity).any()) is spills
+        # the same layers as a chain (no graph): nothing is held, and the price drops by the spill alone
+        chain = layer_table(tuple(dataclasses.replace(la, inputs=None) for la in layers))
+        assert not chain.rows[:, f.HELD_PEAK].any()
+        with_graph, without = (float(edgetpu.estimate(t, profile).total_ms) for t in (table, chain))
+        spilled_mb = 2e-6 * table.rows[held > capacity, f.OUT_ELEMENTS].sum()
+        assert with_graph - without == pytest.approx(profile.constants["ms_per_mb_link"] * spilled_mb)
+    # residual shortcuts are read again within their block: never held
+    from latency_models.networks import network_layers
+
+    mobilenet = layer_table(network_layers("keras.applications.MobileNetV2", 224))
+    assert any(len(i) == 2 for i in mobilenet.inputs) and not mobilenet.rows[:, f.HELD_PEAK].any()

@@ -101,7 +101,8 @@ def test_calibration_is_reproducible_and_made_the_shipped_profiles(tmp_path: Pat
         # The shipped constants to the solver's precision: the last of their 6 decimals depends on the numpy and
         # scipy builds the least squares runs on (5.800357 against 5.800358 on a newer scipy).
         assert first.constants == pytest.approx(shipped.constants, rel=1e-5)
-        assert len(validation.rows) >= 14 and validation.loo_spearman >= 0.9 and validation.loo_mape <= 25.0
+        networks = 13 if device == "edgetpu_usb" else 14  # Inception-ResNet V2 left out (published.py)
+        assert len(validation.rows) >= networks and validation.loo_spearman >= 0.95 and validation.loo_mape <= 15.0
 
 
 def test_cli_calibrate_validate_predict(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ class LocalCheckpoints:
         self.directory = directory
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
         return locks.file_lock(self.directory / "lock")
 
     def load(self, net: Supernet) -> dict[str, Any] | None:
@@ -92,6 +93,7 @@ class StoredCheckpoints:
         with self.sessions() as session:
             engine = session.get_bind()
         assert isinstance(engine, sa.Engine)
+        self.cache.mkdir(parents=True, exist_ok=True)
         return locks.job_lock(engine, KIND, self.job_id, fallback=self.cache / "lock")
 
     def load(self, net: Supernet) -> dict[str, Any] | None:

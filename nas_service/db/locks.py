@@ -27,8 +27,9 @@ KEEPALIVE = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keep
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive `flock` on `path` (created if missing); released by the kernel if this process dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """An exclusive `flock` on `path` (created if missing, in a folder that must exist: a lock beside an SQLite
+    file in a folder that does not exist must fail as opening that database does); released by the kernel if this
+    process dies."""
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -57,11 +57,11 @@ DEFAULT_EDGETPU_FIXED: dict[str, Any] = {
 }
 """Facts not fitted: ~7.9 MiB usable parameter cache (compiler logs); the array's lanes (16: 4 TOPS at
 500 MHz is 4,096 MACs a cycle, 4x4 tiles of 4 cores of 64 lanes; whether a layer narrower than 64
-channels pays for 64 the published networks cannot tell (leave-one-out MAPE USB / Dev Board 8.4 / 11.3,
-8.1 / 11.6 and 8.9 / 11.8% at 64, 32 and 16 lanes), while narrow cell networks measured a 3.25x spread that
+channels pays for 64 the published networks barely tell (leave-one-out MAPE USB / Dev Board 10.7 / 10.1,
+8.3 / 8.8 and 7.9 / 9.0% at 64, 32 and 16 lanes), while narrow cell networks measured a 3.25x spread that
 64-lane padding flattens); the activation memory (2 MB: a layer reading and writing more spills the rest, and
 so does a held tensor that does not fit beside the layers it is held across; leave-one-out MAPE USB / Dev
-Board 9.6 / 12.7% at 1.5 MB, 8.9 / 11.8% at 2 MB, 9.9 / 12.3% at 2.5 MB); the host CPU that runs fallback
+Board 9.1 / 10.8% at 1.5 MB, 7.9 / 9.0% at 2 MB, 8.9 / 9.2% at 2.5 MB); the host CPU that runs fallback
 ops (a desktop core for USB, its element rate the prior of the fitted `host_ms_per_melement`)."""
 
 
@@ -71,11 +71,10 @@ ASSUMPTIONS = {
     "reduction_align, channel_align": "4 TOPS at 500 MHz is 4,096 MACs a cycle (Coral datasheet); 4x4 tiles of "
                                       "4 cores (Yazdanbakhsh et al. 2021, 'An Evaluation of Edge TPU "
                                       "Accelerators for Convolutional Neural Networks'); 16 lanes padded "
-                                      "(leave-one-out MAPE USB / Dev Board 8.9 / 11.8% at 16, 8.1 / 11.6% at 32, "
-                                      "8.4 / 11.3% "
-                                      "at 64 lanes; 16 kept for the spread of narrow networks)",
+                                      "(leave-one-out MAPE USB / Dev Board 7.9 / 9.0% at 16, 8.3 / 8.8% at 32, "
+                                      "10.7 / 10.1% at 64 lanes; 16 kept for the spread of narrow networks)",
     "activation_bytes": "on-chip memory for the activations a layer works on; 2 MB chosen by leave-one-out "
-                        "(USB / Dev Board MAPE 9.6 / 12.7% at 1.5 MB, 8.9 / 11.8% at 2 MB, 9.9 / 12.3% at "
+                        "(USB / Dev Board MAPE 9.1 / 10.8% at 1.5 MB, 7.9 / 9.0% at 2 MB, 8.9 / 9.2% at "
                         "2.5 MB); an assumption, not a published figure",
     "held tensors": "a layer's output read again more than 10 layers later (features.HELD_SPAN: a U-Net skip, a "
                     "detector's feature tap) stays in activation memory while the layers between run; where their "
@@ -87,8 +86,15 @@ ASSUMPTIONS = {
                               "output phase, each kernel padded to ceil(k/s) x ceil(k/s) (the phase decomposition "
                               "that runs a transposed convolution on a convolution array without multiplying "
                               "zeros): ceil(k/s)^2 * cin MACs per output position, 16/9 of the op's own for k 3, "
-                              "s 2. Chosen by leave-one-out (USB / Dev Board MAPE: phases 8.9 / 11.8%, over the "
-                              "zero-dilated input 12.6 / 9.4%, the op's own MACs 11.8 / 12.2%)",
+                              "s 2. Chosen by leave-one-out (USB / Dev Board MAPE: phases 7.9 / 9.0%, over the "
+                              "zero-dilated input 13.7 / 11.5%, the op's own MACs 11.2 / 10.0%)",
+    "output read": "the host reads the network's output from the TPU at its fitted element rate "
+                   "(host_ms_per_melement, the rate it runs fallback ops at; no constant of its own) unless ops "
+                   "fall back, whose elements already price it: a segmentation network's 128x128xC output costs "
+                   "the Dev Board's Cortex-A53 what a classifier's 1,001 scores do not. ms_per_mb_io cannot carry "
+                   "it: its fitted value stays at its prior's (0.1, 1 or 10 ms per MB fit 0.1, 1.0 or 4.3-5.0). "
+                   "Chosen by leave-one-out (USB / Dev Board MAPE 8.9 / 11.8% without, 7.9 / 9.0% with; a joint fit "
+                   "sharing the chip's constants between the two devices 9.0 / 12.2% without, 7.8 / 9.4% with)",
     "concatenation": "free, data traffic included: the compiler writes the inputs of a concatenation into its output",
     "pools": "cost the data they move only (no MACs on the array)",
     "streaming": "parameters beyond the cache stream over the host link while the array computes "

@@ -23,8 +23,17 @@ at every output position, 16/9 of the MACs the op needs for k 3, s 2. Parameters
 (double-buffered), so the TPU's time is max(sum of compute, ms_per_mb_link * streamed MB); spilled
 activations share that link but wait for it. So
 
-  total = overhead_ms + ms_per_mb_io * (input MB + output MB) + max(sum(compute), link streaming)
-          + sum(spill) + CPU time of fallback ops
+  total = overhead_ms + ms_per_mb_io * (input MB + output MB) + host_ms_per_melement * M output elements
+          + max(sum(compute), link streaming) + sum(spill) + CPU time of fallback ops
+
+The output term is the host handling the network's output once the TPU has produced it (taken out of the
+driver's buffer into the interpreter's output tensor) at the host's element rate, the rate it runs fallback
+ops at, with no constant of its own; where ops fall back, they read the TPU's output themselves and their
+elements already price it. It is what separates a segmentation network's 128x128xC output on the Dev
+Board's Cortex-A53 (U-Net MobileNetV2 at 128 px: 5.7 ms there, 3.0 on a USB desktop) from a classifier's
+1,001 scores; `ms_per_mb_io` cannot: its fitted value is its prior's (a prior of 0.1, 1 or 10 ms per MB
+fits 0.1, 1.0 or 4.3-5.0), since at the 50+ ms per MB the U-Net would need, a 224 px network's 0.15 MB
+input would cost 8 ms. An assumption chosen by leave-one-out (calibration.ASSUMPTIONS), not a published figure.
 
 The first op the compiler cannot map (see `edgetpu_ops`) and every op after it run on the host CPU
 at its `host` rate per GMAC and at the fitted `host_ms_per_melement` (detection postprocess and
@@ -128,7 +137,9 @@ def _terms(batch: TableBatch, profile: DeviceProfile) -> _Terms:
     hidden_excess = np.maximum(per_table(stream_ms) - tpu_compute, 0.0)
     last_tpu = starts + np.maximum(np.minimum(first_cpu, lengths) - 1, 0)
     output = np.where(first_cpu > 0, rows[last_tpu, f.OUT_ELEMENTS], 0.0) if len(rows) else np.zeros(n)
-    io_ms = c["overhead_ms"] + c["ms_per_mb_io"] * (batch.input_bytes + output) * 1e-6
+    read = np.where((first_cpu >= lengths) & (lengths > 0), output, 0.0)  # the host reads the TPU's output
+    io_ms = (c["overhead_ms"] + c["ms_per_mb_io"] * (batch.input_bytes + output) * 1e-6
+             + c["host_ms_per_melement"] * read * 1e-6)
     total = io_ms + per_table(layer_ms) + hidden_excess
     return _Terms(layer_ms, compute, stream_ms, (spill_ms + stream_ms > compute) & on_tpu, streamed,
                   on_cpu, first_cpu, hidden_excess, io_ms, total)
@@ -142,8 +153,10 @@ def running_totals(table: LayerTable, profile: DeviceProfile) -> np.ndarray:
     c = profile.constants
     hidden = np.maximum(np.cumsum(terms.stream_ms) - np.cumsum(terms.compute_ms), 0.0)
     output = np.where(terms.on_cpu, 0.0, table.rows[:, f.OUT_ELEMENTS])
-    output = np.where(np.arange(len(output)) < terms.first_cpu[0], output, output[max(int(terms.first_cpu[0]) - 1, 0)])
-    io = c["overhead_ms"] + c["ms_per_mb_io"] * (table.input_bytes + output) * 1e-6
+    tpu_only = np.arange(len(output)) < terms.first_cpu[0]
+    output = np.where(tpu_only, output, output[max(int(terms.first_cpu[0]) - 1, 0)])
+    io = (c["overhead_ms"] + c["ms_per_mb_io"] * (table.input_bytes + output) * 1e-6
+          + c["host_ms_per_melement"] * np.where(tpu_only, output, 0.0) * 1e-6)
     totals: np.ndarray = io + np.cumsum(terms.layer_ms) + hidden
     return totals
 

@@ -172,3 +172,32 @@ def test_long_held_tensors_spill_only_when_the_working_set_exceeds_the_activatio
 
     mobilenet = layer_table(network_layers("keras.applications.MobileNetV2", 224))
     assert any(len(i) == 2 for i in mobilenet.inputs) and not mobilenet.rows[:, f.HELD_PEAK].any()
+
+
+def test_the_host_reads_the_output_of_a_network_the_tpu_runs_to_its_end() -> None:
+    from latency_models import edgetpu
+    from latency_models import features as f
+    from latency_models.features import layer_table
+    from latency_models.networks import network_layers
+
+    _, unet = _unet(128)
+    ssd = layer_table(network_layers("build.ssd_mobilenet_v1", 300))
+    for device in ("edgetpu_usb", "edgetpu_devboard"):
+        profile = load_profile(device)
+        c = profile.constants
+        # a 128x128x3 mask, read by the host at its element rate on top of the transfer
+        output = unet.rows[-1, f.OUT_ELEMENTS]
+        assert output == 128 * 128 * 3 and edgetpu.first_cpu_layer(unet, profile) == len(unet.ops)
+        io = edgetpu.estimate(unet, profile).layers[0]
+        assert io.name == "invoke+io"
+        assert io.ms == pytest.approx(c["overhead_ms"] + c["ms_per_mb_io"] * (unet.input_bytes + output) * 1e-6
+                                      + c["host_ms_per_melement"] * output * 1e-6)
+        # where the postprocess falls back, the CPU op reads the TPU's output itself: no second read
+        last_tpu = edgetpu.first_cpu_layer(ssd, profile) - 1
+        assert 0 <= last_tpu < len(ssd.ops) - 1
+        io = edgetpu.estimate(ssd, profile).layers[0]
+        transfer_mb = (ssd.input_bytes + ssd.rows[last_tpu, f.OUT_ELEMENTS]) * 1e-6
+        assert io.ms == pytest.approx(c["overhead_ms"] + c["ms_per_mb_io"] * transfer_mb)
+    # the Dev Board's Cortex-A53 reads it several times slower than a desktop core
+    usb, devboard = (edgetpu.estimate(unet, load_profile(d)).layers[0].ms for d in ("edgetpu_usb", "edgetpu_devboard"))
+    assert devboard > 3 * usb

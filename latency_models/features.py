@@ -149,8 +149,7 @@ def _lookup() -> np.ndarray:
 def rows_from_specs(specs: np.ndarray) -> np.ndarray:
     """(layers x COLUMNS) float rows from (layers x SPEC) integer specs: the one place features are computed."""
     info = _lookup()[specs[:, 0]]
-    kind, opcode, passes, fallback, data_op, dilated = (info[:, 0], info[:, 1], info[:, 2], info[:, 3], info[:, 4],
-                                                        info[:, 5])
+    kind, opcode, passes, fallback, data_op, dilated = info.T
     in_size, out_size, channels, kernel, weights, bias, batch_norm, macs = specs[:, 1:].T
     compute, elementwise = kind == COMPUTE, kind == ELEMENTWISE
     c = np.where(channels == 0, 1, channels)

@@ -99,8 +99,8 @@ def link_bound_reason(reference: str, input_size: int, width: float | None, late
     if latency_ms >= floor_ms:
         return None
     return (f"faster than physically possible for the network rebuilt: its {streamed / 1e6:.0f} MB of parameters "
-            f"beyond the cache take at least {floor_ms:.0f} ms at the link's 500 MB/s line rate, so the network "
-            "timed cannot be the one rebuilt")
+            f"beyond the cache take at least {floor_ms:.0f} ms at the link's {LINK_CEILING_MB_PER_S:.0f} MB/s line "
+            "rate, so the network timed cannot be the one rebuilt")
 
 
 def _network(name: str) -> tuple[str, int | None, str] | None:

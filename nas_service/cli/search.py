@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import signal
-import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -406,35 +405,19 @@ def worker_cmd(
     with opening(settings.database_url):
         worker = Worker(settings, name=name or default_worker_name(), device_class=chosen)
     worker.stop_on_signals()
-    said_by_worker(logging.getLogger("nas_service.worker"))
     takes = (f"device class {chosen}: takes jobs asking for {chosen} first, then any" if chosen else
              "device class auto: gpu where TensorFlow sees a GPU, else cpu, looked up once a job asks for a class "
              "(any jobs until then)")
     make_console(stderr=True).print(f"worker {worker.name} on {shown_url(settings.database_url)}, {takes}",
                                     highlight=False)
+    # The worker's own lines (its device class once looked up, a job that failed) on this command's stderr.
+    logger = logging.getLogger("nas_service.worker")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         worker.run(job_id=job, exit_when_idle=exit_when_idle)
     finally:
+        logger.removeHandler(handler)
         worker.close()
-
-
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever `sys.stderr` is at each line (as logging's last-resort handler does), not the one of
-    the moment it was made."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def said_by_worker(logger: logging.Logger) -> None:
-    """The worker's own lines (its device class once looked up, a job that failed) on stderr, as they are."""
-    if not any(isinstance(h, _Stderr) for h in logger.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
